@@ -8,10 +8,19 @@ import (
 	"github.com/opencalico/opencalico"
 )
 
+// healthStatus is the body of /healthz and /readyz (HealthStatus in the OpenAPI document).
+// It is not wrapped in the API envelope: load balancers and orchestrators read it, and a
+// failed check is reported by name rather than as an API error.
+type healthStatus struct {
+	Status  string            `json:"status"`
+	Version string            `json:"version,omitempty"`
+	Checks  map[string]string `json:"checks,omitempty"`
+}
+
 // handleHealthz answers while the process serves requests; it checks nothing else, so that
 // an orchestrator does not restart a server whose database is merely slow.
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
-	writeData(w, http.StatusOK, map[string]string{"status": "ok", "version": opencalico.Version}, nil, nil)
+	writeJSON(w, http.StatusOK, healthStatus{Status: "ok", Version: opencalico.Version})
 }
 
 // handleReadyz answers 200 only when the database is reachable and every migration this
@@ -19,19 +28,25 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
+	checks := map[string]string{"database": "ok", "migrations": "ok"}
+	ready := true
 	if err := s.db.Ping(ctx); err != nil {
+		// The driver's text may name hosts and users: it goes to the log, not the body.
 		s.log.WarnContext(ctx, "readiness: database unreachable", "err", err.Error())
-		s.writeError(w, r, &opencalico.Error{Code: opencalico.EProviderUnavailable, Message: "The database is unreachable.", Err: err})
+		checks["database"] = "unreachable"
+		checks["migrations"] = "unknown"
+		ready = false
+	} else if current, err := s.db.MigrationsCurrent(ctx); err != nil {
+		s.log.WarnContext(ctx, "readiness: migration status unknown", "err", err.Error())
+		checks["migrations"] = "unknown"
+		ready = false
+	} else if !current {
+		checks["migrations"] = "pending: run `opencalico migrate up`"
+		ready = false
+	}
+	if !ready {
+		writeJSON(w, http.StatusServiceUnavailable, healthStatus{Status: "unavailable", Checks: checks})
 		return
 	}
-	current, err := s.db.MigrationsCurrent(ctx)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if !current {
-		s.writeError(w, r, opencalico.Errorf(opencalico.EProviderUnavailable, "Database migrations are pending: run `opencalico migrate up`."))
-		return
-	}
-	writeData(w, http.StatusOK, map[string]string{"status": "ready"}, nil, nil)
+	writeJSON(w, http.StatusOK, healthStatus{Status: "ok", Checks: checks})
 }

@@ -35,18 +35,13 @@ type Server struct {
 	db      Database
 	metrics *metrics
 	mux     *http.ServeMux
-	// Docs serves the OpenAPI document and the reference page; nil leaves those routes out.
-	docs DocsHandlers
+	// docs serves the OpenAPI document and the reference page; nil leaves those routes out.
+	docs http.Handler
 }
 
-// DocsHandlers serves /openapi.json and /docs (and what the page needs, under /docs/).
-type DocsHandlers struct {
-	Document http.Handler
-	Page     http.Handler
-}
-
-// NewServer builds the server and its routes.
-func NewServer(cfg Config, log *slog.Logger, db Database, docs DocsHandlers) *Server {
+// NewServer builds the server and its routes. docs, when not nil, serves GET /openapi.json,
+// /docs and /docs/style.css.
+func NewServer(cfg Config, log *slog.Logger, db Database, docs http.Handler) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultConfig().MaxBodyBytes
 	}
@@ -65,12 +60,10 @@ func (s *Server) routes() {
 	s.Handle("GET /healthz", http.HandlerFunc(s.handleHealthz))
 	s.Handle("GET /readyz", http.HandlerFunc(s.handleReadyz))
 	s.Handle("GET /metrics", s.metrics.handler())
-	if s.docs.Document != nil {
-		s.Handle("GET /openapi.json", s.docs.Document)
-	}
-	if s.docs.Page != nil {
-		s.Handle("GET /docs", s.docs.Page)
-		s.Handle("GET /docs/", s.docs.Page)
+	if s.docs != nil {
+		for _, p := range []string{"GET /openapi.json", "GET /docs", "GET /docs/style.css"} {
+			s.Handle(p, s.docs)
+		}
 	}
 	s.mux.Handle("/", route("unmatched", s.handleNotFound))
 }
