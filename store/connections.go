@@ -237,6 +237,7 @@ func (s *Store) DeleteConnection(ctx context.Context, userID, id string) error {
 			{`DELETE FROM transaction_legs WHERE transaction_id IN (SELECT id FROM transactions WHERE connection_id = ?)`, []any{id}},
 			{`DELETE FROM transactions WHERE connection_id = ?`, []any{id}},
 			{`DELETE FROM positions WHERE connection_id = ?`, []any{id}},
+			{`DELETE FROM sync_cursors WHERE connection_id = ?`, []any{id}},
 			{`DELETE FROM connection_secrets WHERE connection_id = ?`, []any{id}},
 			{`DELETE FROM connections WHERE id = ?`, []any{id}},
 		}

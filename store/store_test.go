@@ -778,6 +778,9 @@ func TestDeleteConnection(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if err := s.InTx(ctx, func(tx *sql.Tx) error { return s.SaveCursorTx(ctx, tx, gone.ID, "ledger", "42") }); err != nil {
+			t.Fatal(err)
+		}
 		head, err := s.Changes(ctx, ChangesFilter{UserID: u.ID})
 		if err != nil || len(head.Added) != 6 {
 			t.Fatalf("changes before delete: %+v, %v", head, err)
@@ -790,7 +793,7 @@ func TestDeleteConnection(t *testing.T) {
 		wantCode(t, err, opencalico.ENotFound)
 		_, err = s.Secret(ctx, gone.ID)
 		wantCode(t, err, opencalico.ENotFound)
-		for table, want := range map[string]int{"transactions": 1, "transaction_legs": 3, "positions": 1, "connection_secrets": 1, "connections": 1} {
+		for table, want := range map[string]int{"transactions": 1, "transaction_legs": 3, "positions": 1, "connection_secrets": 1, "connections": 1, "sync_cursors": 0} {
 			if n := countRows(t, s, table); n != want {
 				t.Errorf("%s: %d rows, want %d", table, n, want)
 			}

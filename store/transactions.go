@@ -68,6 +68,18 @@ const transactionInsertColumnCount = 22
 // last occurrence wins and the earlier ones are not counted.
 func (s *Store) UpsertTransactions(ctx context.Context, txns []*opencalico.Transaction) (UpsertResult, error) {
 	var res UpsertResult
+	err := s.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		res, err = s.UpsertTransactionsTx(ctx, tx, txns)
+		return err
+	})
+	return res, err
+}
+
+// UpsertTransactionsTx is UpsertTransactions inside the caller's database transaction, so that
+// a sync can store a page of transactions and the cursor after it atomically.
+func (s *Store) UpsertTransactionsTx(ctx context.Context, tx *sql.Tx, txns []*opencalico.Transaction) (UpsertResult, error) {
+	var res UpsertResult
 	if len(txns) == 0 {
 		return res, nil
 	}
@@ -93,25 +105,21 @@ func (s *Store) UpsertTransactions(ctx context.Context, txns []*opencalico.Trans
 		}
 	}
 
-	err := s.InTx(ctx, func(tx *sql.Tx) error {
-		res = UpsertResult{}
-		seqs, err := s.resolveConnections(ctx, tx, batch)
+	seqs, err := s.resolveConnections(ctx, tx, batch)
+	if err != nil {
+		return res, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	for start := 0; start < len(batch); start += upsertBatch {
+		r, err := s.upsertChunk(ctx, tx, batch[start:min(start+upsertBatch, len(batch))], seqs, now)
 		if err != nil {
-			return err
+			return UpsertResult{}, err
 		}
-		now := s.now().UTC().Truncate(time.Microsecond)
-		for start := 0; start < len(batch); start += upsertBatch {
-			r, err := s.upsertChunk(ctx, tx, batch[start:min(start+upsertBatch, len(batch))], seqs, now)
-			if err != nil {
-				return err
-			}
-			res.Added += r.Added
-			res.Modified += r.Modified
-			res.Unchanged += r.Unchanged
-		}
-		return nil
-	})
-	return res, err
+		res.Added += r.Added
+		res.Modified += r.Modified
+		res.Unchanged += r.Unchanged
+	}
+	return res, nil
 }
 
 // resolveConnections fills UserID and ProviderID of the transactions from their connections

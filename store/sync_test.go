@@ -1,0 +1,126 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/opencalico/opencalico"
+)
+
+// TestCursorCommitsWithItsRows checks that a page's rows and its cursor are stored together
+// or not at all.
+func TestCursorCommitsWithItsRows(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		u := mustUser(t, s, "c@x")
+		c := mustConnection(t, s, u.ID, "kraken")
+		page := func(cursor string, txns ...*opencalico.Transaction) func(*sql.Tx) error {
+			return func(tx *sql.Tx) error {
+				if _, err := s.UpsertTransactionsTx(ctx, tx, txns); err != nil {
+					return err
+				}
+				return s.SaveCursorTx(ctx, tx, c.ID, "ledger", cursor)
+			}
+		}
+		if err := s.InTx(ctx, page("1", trade(c.ID, "a", t0, "1"))); err != nil {
+			t.Fatal(err)
+		}
+		crash := errors.New("worker died")
+		err := s.InTx(ctx, func(tx *sql.Tx) error {
+			if err := page("2", trade(c.ID, "b", t0, "1"))(tx); err != nil {
+				return err
+			}
+			return crash
+		})
+		if !errors.Is(err, crash) {
+			t.Fatalf("InTx returned %v", err)
+		}
+		cursors, err := s.Cursors(ctx, c.ID)
+		if err != nil || cursors["ledger"] != "1" || len(cursors) != 1 {
+			t.Fatalf("cursors %v, %v", cursors, err)
+		}
+		if n := countRows(t, s, "transactions"); n != 1 {
+			t.Fatalf("%d transactions after a rolled back page", n)
+		}
+		if err := s.InTx(ctx, page("2", trade(c.ID, "b", t0, "1"))); err != nil {
+			t.Fatal(err)
+		}
+		if cursors, _ := s.Cursors(ctx, c.ID); cursors["ledger"] != "2" {
+			t.Fatalf("cursor %v", cursors)
+		}
+	})
+}
+
+func TestSyncLease(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		now := t0
+		s.now = func() time.Time { return now }
+		u := mustUser(t, s, "l@x")
+		c := mustConnection(t, s, u.ID, "binance")
+		steps := []struct {
+			holder string
+			at     time.Duration
+			want   bool
+		}{
+			{"w1", 0, true},
+			{"w2", time.Second, false},      // w1 holds it
+			{"w1", 20 * time.Second, true},  // w1 renews until 50 s
+			{"w2", 45 * time.Second, false}, // still w1's
+			{"w2", 51 * time.Second, true},  // w1's lease ran out: w1 died
+			{"w1", 52 * time.Second, false}, // and w1 cannot take it back
+		}
+		for _, st := range steps {
+			now = t0.Add(st.at)
+			got, err := s.AcquireSyncLease(ctx, c.ID, st.holder, 30*time.Second)
+			if err != nil || got != st.want {
+				t.Fatalf("%s at %v: %v %v, want %v", st.holder, st.at, got, err, st.want)
+			}
+		}
+		if err := s.ReleaseSyncLease(ctx, c.ID, "w1"); err != nil { // not the holder: no effect
+			t.Fatal(err)
+		}
+		if got, _ := s.AcquireSyncLease(ctx, c.ID, "w3", time.Second); got {
+			t.Fatal("a release by a non-holder freed the lease")
+		}
+		if err := s.ReleaseSyncLease(ctx, c.ID, "w2"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.AcquireSyncLease(ctx, c.ID, "w3", time.Second); !got {
+			t.Fatal("the released lease was not free")
+		}
+		_, err := s.AcquireSyncLease(ctx, "conn_missing", "w1", time.Second)
+		wantCode(t, err, opencalico.ENotFound)
+	})
+}
+
+func TestNetByAssetIsExact(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		u := mustUser(t, s, "n@x")
+		c := mustConnection(t, s, u.ID, "kraken")
+		var txns []*opencalico.Transaction
+		// 0.1 a thousand times: float addition would drift off 100.
+		for i := range 1000 {
+			txns = append(txns, receive(c.ID, "r"+string(rune('a'+i%26))+time.Duration(i).String(), t0, "ETH", "0.1"))
+		}
+		buy := trade(c.ID, "t", t0, "0.00000001") // -100.10 USD, +0.00000001 BTC, -0.25 USD fee
+		failed := trade(c.ID, "f", t0, "5")
+		failed.Status = opencalico.TxFailed
+		if _, err := s.UpsertTransactions(ctx, append(txns, buy, failed)); err != nil {
+			t.Fatal(err)
+		}
+		net, err := s.NetByAsset(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for asset, want := range map[string]string{"ETH": "100", "BTC": "0.00000001", "USD": "-100.35"} {
+			if !net[asset].Equal(dec(want)) {
+				t.Errorf("%s: %s, want %s", asset, net[asset], want)
+			}
+		}
+	})
+}
