@@ -75,13 +75,16 @@ func (s *Store) ReleaseSyncLease(ctx context.Context, connectionID, holder strin
 }
 
 // NetByAsset returns, per asset symbol, the net of a connection's whole history: outputs
-// minus inputs minus fees. Failed transactions moved nothing and are left out (an adapter
-// reports a fee that a failed on-chain transaction still paid as a transaction of its own). Sums are exact: rows are streamed and added as decimals, because
+// minus inputs minus fees, as a provider's balance reflects it: failed transactions moved
+// nothing and are left out (an adapter reports a fee that a failed on-chain transaction still
+// paid as a transaction of its own); a pending transaction has debited its inputs and fees
+// but not yet credited its outputs, as exchanges book a withdrawal when it is requested and a
+// deposit when it is credited. Sums are exact: rows are streamed and added as decimals, because
 // SQLite would add TEXT amounts as floating point.
 func (s *Store) NetByAsset(ctx context.Context, connectionID string) (map[string]decimal.Decimal, error) {
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT l.asset_symbol, l.side, l.amount
 		FROM transaction_legs l JOIN transactions t ON t.id = l.transaction_id
-		WHERE t.connection_id = ? AND t.status <> 'failed'`), connectionID)
+		WHERE t.connection_id = ? AND (t.status = 'confirmed' OR (t.status = 'pending' AND l.side <> 'out'))`), connectionID)
 	if err != nil {
 		return nil, fmt.Errorf("store: summing history: %w", err)
 	}

@@ -105,19 +105,24 @@ func TestNetByAssetIsExact(t *testing.T) {
 		var txns []*opencalico.Transaction
 		// 0.1 a thousand times: float addition would drift off 100.
 		for i := range 1000 {
-			txns = append(txns, receive(c.ID, "r"+string(rune('a'+i%26))+time.Duration(i).String(), t0, "ETH", "0.1"))
+			r := receive(c.ID, "r"+time.Duration(i).String(), t0, "ETH", "0.1")
+			r.Status = opencalico.TxConfirmed
+			txns = append(txns, r)
 		}
 		buy := trade(c.ID, "t", t0, "0.00000001") // -100.10 USD, +0.00000001 BTC, -0.25 USD fee
 		failed := trade(c.ID, "f", t0, "5")
 		failed.Status = opencalico.TxFailed
-		if _, err := s.UpsertTransactions(ctx, append(txns, buy, failed)); err != nil {
+		pendingIn := receive(c.ID, "pending-deposit", t0, "ETH", "7") // not credited yet
+		pendingOut := trade(c.ID, "pending-sell", t0, "3")            // debited already: -100.10 USD, -0.25 USD fee
+		pendingOut.Status = opencalico.TxPending
+		if _, err := s.UpsertTransactions(ctx, append(txns, buy, failed, pendingIn, pendingOut)); err != nil {
 			t.Fatal(err)
 		}
 		net, err := s.NetByAsset(ctx, c.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for asset, want := range map[string]string{"ETH": "100", "BTC": "0.00000001", "USD": "-100.35"} {
+		for asset, want := range map[string]string{"ETH": "100", "BTC": "0.00000001", "USD": "-200.70"} {
 			if !net[asset].Equal(dec(want)) {
 				t.Errorf("%s: %s, want %s", asset, net[asset], want)
 			}
