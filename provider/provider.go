@@ -78,6 +78,14 @@ type Adapter interface {
 	History(ctx context.Context, a Account, from Cursors, sink Sink) error
 }
 
+// PendingCreditor is implemented by adapters whose provider books a pending credit in the
+// reported balance at once (Coinbase does). Reconciliation then counts pending outputs; by
+// default it counts a pending transaction's inputs and fees only, as most exchanges debit a
+// withdrawal when it is requested and credit a deposit when it settles.
+type PendingCreditor interface {
+	PendingCredited() bool
+}
+
 // IncompleteError says that a history read finished except for some streams, which are
 // named so that the connection's status can say what is missing.
 type IncompleteError struct {

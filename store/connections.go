@@ -156,6 +156,18 @@ type ConnectionUpdate struct {
 // UpdateConnection applies u to the connection with the id (whoever owns it: the sync worker
 // calls it), and returns the connection as stored afterwards.
 func (s *Store) UpdateConnection(ctx context.Context, id string, u ConnectionUpdate) (*opencalico.Connection, error) {
+	if err := s.updateConnection(ctx, s.db, id, u); err != nil {
+		return nil, err
+	}
+	return s.ConnectionByID(ctx, id)
+}
+
+// UpdateConnectionTx is UpdateConnection inside the caller's transaction.
+func (s *Store) UpdateConnectionTx(ctx context.Context, tx *sql.Tx, id string, u ConnectionUpdate) error {
+	return s.updateConnection(ctx, tx, id, u)
+}
+
+func (s *Store) updateConnection(ctx context.Context, db execer, id string, u ConnectionUpdate) error {
 	var (
 		sets []string
 		args []any
@@ -169,14 +181,14 @@ func (s *Store) UpdateConnection(ctx context.Context, id string, u ConnectionUpd
 	}
 	if u.Status != nil {
 		if !u.Status.Valid() {
-			return nil, opencalico.Errorf(opencalico.EBadRequest, "unknown connection status %q", *u.Status)
+			return opencalico.Errorf(opencalico.EBadRequest, "unknown connection status %q", *u.Status)
 		}
 		set("status", string(*u.Status))
 	}
 	if u.StatusDetail != nil {
 		detail, err := json.Marshal(u.StatusDetail)
 		if err != nil {
-			return nil, fmt.Errorf("store: encoding status detail: %w", err)
+			return fmt.Errorf("store: encoding status detail: %w", err)
 		}
 		set("status_detail", string(detail))
 	}
@@ -197,15 +209,15 @@ func (s *Store) UpdateConnection(ctx context.Context, id string, u ConnectionUpd
 			}
 			query += s
 		}
-		res, err := s.db.ExecContext(ctx, s.q(query+" WHERE id = ?"), append(args, id)...)
+		res, err := db.ExecContext(ctx, s.q(query+" WHERE id = ?"), append(args, id)...)
 		if err != nil {
-			return nil, fmt.Errorf("store: updating connection: %w", err)
+			return fmt.Errorf("store: updating connection: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return nil, notFound("connection", id)
+			return notFound("connection", id)
 		}
 	}
-	return s.ConnectionByID(ctx, id)
+	return nil
 }
 
 // DeleteConnection removes the user's connection and everything read through it, in one
@@ -269,6 +281,7 @@ func (s *Store) PutSecret(ctx context.Context, sec opencalico.SealedSecret) erro
 	return s.putSecret(ctx, s.db, sec)
 }
 
+// execer is what *sql.DB and *sql.Tx share.
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }

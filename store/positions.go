@@ -40,6 +40,11 @@ type PositionFilter struct {
 // ReplacePositions makes the connection's positions exactly ps, in one database transaction:
 // a sync reads whole balances, and an asset no longer reported must disappear.
 func (s *Store) ReplacePositions(ctx context.Context, connectionID string, ps []opencalico.Position) error {
+	return s.InTx(ctx, func(tx *sql.Tx) error { return s.ReplacePositionsTx(ctx, tx, connectionID, ps) })
+}
+
+// ReplacePositionsTx is ReplacePositions inside the caller's transaction.
+func (s *Store) ReplacePositionsTx(ctx context.Context, tx *sql.Tx, connectionID string, ps []opencalico.Position) error {
 	seen := make(map[PositionKey]bool, len(ps))
 	for i := range ps {
 		p := &ps[i]
@@ -58,7 +63,7 @@ func (s *Store) ReplacePositions(ctx context.Context, connectionID string, ps []
 		}
 		seen[k] = true
 	}
-	return s.InTx(ctx, func(tx *sql.Tx) error {
+	{
 		var userID, providerID string
 		err := tx.QueryRowContext(ctx, s.q(`SELECT user_id, provider_id FROM connections WHERE id = ?`), connectionID).Scan(&userID, &providerID)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -94,8 +99,8 @@ func (s *Store) ReplacePositions(ctx context.Context, connectionID string, ps []
 				return fmt.Errorf("store: replacing positions: %w", err)
 			}
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // ListPositions returns the positions that match f, ordered by connection id, asset symbol,

@@ -79,12 +79,17 @@ func (s *Store) ReleaseSyncLease(ctx context.Context, connectionID, holder strin
 // nothing and are left out (an adapter reports a fee that a failed on-chain transaction still
 // paid as a transaction of its own); a pending transaction has debited its inputs and fees
 // but not yet credited its outputs, as exchanges book a withdrawal when it is requested and a
-// deposit when it is credited. Sums are exact: rows are streamed and added as decimals, because
-// SQLite would add TEXT amounts as floating point.
-func (s *Store) NetByAsset(ctx context.Context, connectionID string) (map[string]decimal.Decimal, error) {
+// deposit when it is credited; some providers (Coinbase) book pending credits at once, and
+// pendingCredited counts them too. Sums are exact: rows are streamed and added as decimals,
+// because SQLite would add TEXT amounts as floating point.
+func (s *Store) NetByAsset(ctx context.Context, connectionID string, pendingCredited bool) (map[string]decimal.Decimal, error) {
+	statuses := `t.status = 'confirmed' OR (t.status = 'pending' AND l.side <> 'out')`
+	if pendingCredited {
+		statuses = `t.status IN ('confirmed', 'pending')`
+	}
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT l.asset_symbol, l.side, l.amount
 		FROM transaction_legs l JOIN transactions t ON t.id = l.transaction_id
-		WHERE t.connection_id = ? AND (t.status = 'confirmed' OR (t.status = 'pending' AND l.side <> 'out'))`), connectionID)
+		WHERE t.connection_id = ? AND (`+statuses+`)`), connectionID)
 	if err != nil {
 		return nil, fmt.Errorf("store: summing history: %w", err)
 	}

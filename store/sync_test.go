@@ -118,13 +118,19 @@ func TestNetByAssetIsExact(t *testing.T) {
 		if _, err := s.UpsertTransactions(ctx, append(txns, buy, failed, pendingIn, pendingOut)); err != nil {
 			t.Fatal(err)
 		}
-		net, err := s.NetByAsset(ctx, c.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for asset, want := range map[string]string{"ETH": "100", "BTC": "0.00000001", "USD": "-200.70"} {
-			if !net[asset].Equal(dec(want)) {
-				t.Errorf("%s: %s, want %s", asset, net[asset], want)
+		for _, credited := range []bool{false, true} {
+			net, err := s.NetByAsset(ctx, c.ID, credited)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]string{"ETH": "100", "BTC": "0.00000001", "USD": "-200.70"}
+			if credited {
+				want["ETH"], want["BTC"] = "107", "3.00000001"
+			}
+			for asset, want := range want {
+				if !net[asset].Equal(dec(want)) {
+					t.Errorf("pending credited %v: %s: %s, want %s", credited, asset, net[asset], want)
+				}
 			}
 		}
 	})

@@ -258,3 +258,7 @@ func (a *Adapter) Balances(ctx context.Context, acct provider.Account) ([]openca
 func txPath(walletID string) string {
 	return "/v2/accounts/" + url.PathEscape(walletID) + "/transactions"
 }
+
+// PendingCredited says that Coinbase's wallet balance already includes pending rows, credits
+// as well as debits, so reconciliation must count them (provider.PendingCreditor).
+func (a *Adapter) PendingCredited() bool { return true }
