@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
 
 	"github.com/opencalico/opencalico"
 	"github.com/opencalico/opencalico/provider"
@@ -20,30 +22,32 @@ type balancesWorker struct {
 }
 
 func (w *balancesWorker) Work(ctx context.Context, job *river.Job[balancesArgs]) error {
-	w.e.log.DebugContext(ctx, "sync stage", "stage", StageBalances, "job", job.ID, "attempt", job.Attempt, "connection_id", job.Args.ConnectionID)
-	return w.e.run(ctx, job.Args.ConnectionID, StageBalances, job.Attempt, job.MaxAttempts,
+	e := w.e
+	return e.run(ctx, job.Args.ConnectionID, StageBalances, job.Attempt, job.MaxAttempts,
 		func(ctx context.Context, c *opencalico.Connection, a provider.Adapter, acct provider.Account) error {
 			positions, err := a.Balances(ctx, acct)
 			if err != nil {
 				return err
 			}
 			now := time.Now().UTC()
-			return w.e.store.InTx(ctx, func(tx *sql.Tx) error {
-				if err := w.e.store.ReplacePositionsTx(ctx, tx, c.ID, positions); err != nil {
+			return e.store.InTx(ctx, func(tx *sql.Tx) error {
+				if err := e.store.ReplacePositionsTx(ctx, tx, c.ID, positions); err != nil {
 					return err
 				}
-				if err := w.e.store.UpdateConnectionTx(ctx, tx, c.ID, store.ConnectionUpdate{AssetsSyncedAt: &now}); err != nil {
+				if err := e.store.UpdateConnectionTx(ctx, tx, c.ID, store.ConnectionUpdate{AssetsSyncedAt: &now}); err != nil {
 					return err
 				}
 				// The history stage follows in the same transaction as the positions it will be
 				// reconciled with. It is queued without the uniqueness check: a history job that
 				// has just finished may still count as running until River records its
 				// completion, and a unique insert would then be dropped, leaving the sync
-				// half done. A duplicate, should one ever run, reads nothing new.
-				if _, err := w.e.river.InsertTx(ctx, tx, historyArgs{ConnectionID: c.ID}, nil); err != nil {
+				// half done.
+				if _, err := e.river.InsertTx(ctx, tx, historyArgs{ConnectionID: c.ID}, nil); err != nil {
 					return fmt.Errorf("syncer: queueing the history stage: %w", err)
 				}
-				return nil
+				// Completing the job in the same transaction means a worker that dies right
+				// after the commit does not run the stage (and queue the history) twice.
+				return completeTx(ctx, e, tx, job)
 			})
 		})
 }
@@ -54,13 +58,32 @@ type historyWorker struct {
 }
 
 func (w *historyWorker) Work(ctx context.Context, job *river.Job[historyArgs]) error {
-	w.e.log.DebugContext(ctx, "sync stage", "stage", StageHistory, "job", job.ID, "attempt", job.Attempt, "connection_id", job.Args.ConnectionID)
-	return w.e.run(ctx, job.Args.ConnectionID, StageHistory, job.Attempt, job.MaxAttempts, w.e.readHistory)
+	return w.e.run(ctx, job.Args.ConnectionID, StageHistory, job.Attempt, job.MaxAttempts,
+		func(ctx context.Context, c *opencalico.Connection, a provider.Adapter, acct provider.Account) error {
+			return w.e.readHistory(ctx, c, a, acct, func(tx *sql.Tx) error { return completeTx(ctx, w.e, tx, job) })
+		})
+}
+
+// completeTx marks the job completed inside tx. River needs the driver's type, which depends
+// on the database.
+func completeTx[T river.JobArgs](ctx context.Context, e *Engine, tx *sql.Tx, job *river.Job[T]) error {
+	var err error
+	if e.store.Dialect() == store.Postgres {
+		_, err = river.JobCompleteTx[*riverdatabasesql.Driver](ctx, tx, job)
+	} else {
+		_, err = river.JobCompleteTx[*riversqlite.Driver](ctx, tx, job)
+	}
+	if err != nil {
+		return fmt.Errorf("syncer: completing job %d: %w", job.ID, err)
+	}
+	return nil
 }
 
 // readHistory reads every page the adapter has beyond the saved cursors, storing each page
 // and its cursor in one transaction, then reconciles the history with the positions.
-func (e *Engine) readHistory(ctx context.Context, c *opencalico.Connection, a provider.Adapter, acct provider.Account) error {
+// complete runs in the transaction of the final status update: the job is done exactly when
+// its result is recorded.
+func (e *Engine) readHistory(ctx context.Context, c *opencalico.Connection, a provider.Adapter, acct provider.Account, complete func(*sql.Tx) error) error {
 	cursors, err := e.store.Cursors(ctx, c.ID)
 	if err != nil {
 		return err
@@ -120,9 +143,15 @@ func (e *Engine) readHistory(ctx context.Context, c *opencalico.Connection, a pr
 	}
 	now := time.Now().UTC()
 	status := opencalico.StatusActive
-	if _, err := e.store.UpdateConnection(ctx, c.ID, store.ConnectionUpdate{
-		Status: &status, StatusDetail: &detail, TransactionsSyncedAt: &now, LastSyncedAt: &now,
-	}); err != nil {
+	err = e.store.InTx(ctx, func(tx *sql.Tx) error {
+		if err := e.store.UpdateConnectionTx(ctx, tx, c.ID, store.ConnectionUpdate{
+			Status: &status, StatusDetail: &detail, TransactionsSyncedAt: &now, LastSyncedAt: &now,
+		}); err != nil {
+			return err
+		}
+		return complete(tx)
+	})
+	if err != nil {
 		return err
 	}
 	e.log.InfoContext(ctx, "history synced", "connection_id", c.ID, "provider", c.ProviderID,

@@ -31,7 +31,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer db.Close()
 	if verb == "up" {
-		if err := db.Migrate(ctx); err != nil {
+		if err := migrateAll(ctx, db); err != nil {
 			return err
 		}
 	}

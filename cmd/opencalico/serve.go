@@ -16,6 +16,7 @@ import (
 	"github.com/opencalico/opencalico/openapi"
 	"github.com/opencalico/opencalico/secrets"
 	"github.com/opencalico/opencalico/store"
+	"github.com/opencalico/opencalico/syncer"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -29,10 +30,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		maxBody         int64
 		shutdownTimeout time.Duration
 		migrate         bool
+		role            string
+		sync            syncFlags
+		af              adapterFlags
 	)
 	sf.register(fs)
 	kf.register(fs)
 	lf.register(fs)
+	af.register(fs)
+	sync.register(fs)
+	fs.StringVar(&role, "role", "all", "all, api or worker: api serves requests and queues syncs, worker runs syncs (and answers /healthz, /readyz, /metrics), all does both")
 	fs.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on")
 	fs.StringVar(&environment, "env", "development", "development or production; production never creates a master key by itself")
 	fs.Int64Var(&maxBody, "max-body-bytes", api.DefaultConfig().MaxBodyBytes, "largest request body accepted; larger ones get 413")
@@ -43,6 +50,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if environment != "development" && environment != "production" {
 		return fmt.Errorf("--env %q: want development or production", environment)
+	}
+	if role != "all" && role != "api" && role != "worker" {
+		return fmt.Errorf("--role %q: want all, api or worker", role)
 	}
 	log, err := lf.logger(stderr)
 	if err != nil {
@@ -55,8 +65,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer db.Close()
 	if migrate {
-		if err := db.Migrate(ctx); err != nil {
-			return fmt.Errorf("migrating the database: %w", err)
+		if err := migrateAll(ctx, db); err != nil {
+			return err
 		}
 	}
 
@@ -69,10 +79,55 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Warn("created a new master key file; back it up: without it no stored credential can be read",
 			"path", keyring.Path())
 	}
-	_ = keyring // the connection services seal and open credentials with it
+	sealer := secrets.NewSealer(keyring)
+
+	engine, err := syncer.New(sync.config(role == "api"), db, af.registry(), sealer, log)
+	if err != nil {
+		return err
+	}
+	// The engine runs on a context of its own so that shutdown can stop it after the HTTP
+	// server, in order, rather than both at once when the signal arrives.
+	if err := engine.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	log.Info("sync engine started", "role", role, "workers", sync.workers)
 
 	srv := api.NewServer(api.Config{MaxBodyBytes: maxBody}, log, db, openapi.Handler())
-	return listenAndServe(ctx, log, addr, srv, shutdownTimeout)
+	serveErr := listenAndServe(ctx, log, addr, srv, shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := engine.Stop(sctx); err != nil {
+		log.Warn("stopping the sync engine", "err", err.Error())
+	}
+	return serveErr
+}
+
+// migrateAll applies the store's migrations and the job queue's.
+func migrateAll(ctx context.Context, db *store.Store) error {
+	if err := db.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrating the database: %w", err)
+	}
+	if err := syncer.Migrate(ctx, db); err != nil {
+		return err
+	}
+	return nil
+}
+
+// syncFlags tune the sync engine.
+type syncFlags struct {
+	workers     int
+	leaseTTL    time.Duration
+	rescueAfter time.Duration
+}
+
+func (c *syncFlags) register(fs flagSet) {
+	fs.IntVar(&c.workers, "sync-workers", 10, "syncs this process runs at once (roles all and worker)")
+	fs.DurationVar(&c.leaseTTL, "sync-lease-ttl", time.Minute, "how long a connection stays claimed by a worker that stopped answering")
+	fs.DurationVar(&c.rescueAfter, "sync-rescue-after", 5*time.Minute, "when a sync whose worker died is given to another worker")
+}
+
+func (c *syncFlags) config(insertOnly bool) syncer.Config {
+	return syncer.Config{Workers: c.workers, InsertOnly: insertOnly, LeaseTTL: c.leaseTTL, RescueAfter: c.rescueAfter}
 }
 
 // listenAndServe serves until ctx ends (SIGINT, SIGTERM), then stops accepting and waits up

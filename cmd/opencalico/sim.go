@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/opencalico/opencalico/provider"
+	binancesim "github.com/opencalico/opencalico/provider/sim/binance"
+	coinbasesim "github.com/opencalico/opencalico/provider/sim/coinbase"
+	krakensim "github.com/opencalico/opencalico/provider/sim/kraken"
+)
+
+// simulated is one running simulator: what `opencalico sim` prints for it.
+type simulated struct {
+	Provider    string            `json:"provider"`
+	BaseURL     string            `json:"base_url"`
+	Credentials map[string]string `json:"credentials"`
+	// MoreCredentials are the other seeded accounts' credentials, with --accounts > 1.
+	MoreCredentials []map[string]string `json:"more_credentials,omitempty"`
+}
+
+func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("sim", "sim [flags]", stderr)
+	var (
+		host     string
+		seed     int64
+		accounts int
+		events   int
+		factor   float64
+	)
+	fs.StringVar(&host, "host", "127.0.0.1", "loopback address to listen on")
+	fs.Int64Var(&seed, "seed", 1, "seed of the synthetic accounts: the same seed gives the same accounts")
+	fs.IntVar(&accounts, "accounts", 1, "accounts per simulator")
+	fs.IntVar(&events, "events", 0, "events per account (0: each simulator's default, a few thousand)")
+	fs.Float64Var(&factor, "clock-factor", 1, "run the simulators' clock this many times faster (rate-limit windows shrink alike)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("--host %q: the simulators listen on loopback addresses only", host)
+	}
+	var clock provider.Clock = provider.RealClock{}
+	if factor != 1 {
+		clock = provider.NewScaledClock(time.Now(), factor)
+	}
+	type sim struct {
+		id      string
+		handler http.Handler
+		creds   []map[string]string
+	}
+	b := binancesim.New(binancesim.Options{Seed: seed, Clock: clock, Accounts: accounts, Trades: events})
+	k := krakensim.New(krakensim.Options{Seed: seed, Clock: clock, Accounts: accounts, Events: events})
+	c := coinbasesim.New(coinbasesim.Options{Seed: seed, Clock: clock, Accounts: accounts, Events: events})
+	var bcreds []map[string]string
+	for _, cr := range b.Credentials() {
+		bcreds = append(bcreds, cr)
+	}
+	sims := []sim{{"binance", b.Handler(), bcreds}, {"kraken", k.Handler(), k.Credentials()}, {"coinbase", c.Handler(), c.Credentials()}}
+
+	errc := make(chan error, len(sims))
+	var servers []*http.Server
+	enc := json.NewEncoder(stdout)
+	for _, s := range sims {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return err
+		}
+		hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, hs)
+		go func() { errc <- hs.Serve(ln) }()
+		out := simulated{Provider: s.id, BaseURL: "http://" + ln.Addr().String(), Credentials: s.creds[0]}
+		if len(s.creds) > 1 {
+			out.MoreCredentials = s.creds[1:]
+		}
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(stderr, "simulators running; point an adapter at one with OPENCALICO_PROVIDER_<ID>_BASE_URL. Ctrl-C stops them.")
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, hs := range servers {
+		_ = hs.Shutdown(sctx)
+	}
+	return nil
+}
