@@ -47,7 +47,13 @@ type Config struct {
 	// MaxAttempts is how many times a failing stage is tried (default 8), with River's
 	// exponential backoff between attempts.
 	MaxAttempts int
-	// RescueAfter is when River gives a job whose worker vanished to another (default 5 min).
+	// JobTimeout bounds one run of a job (default 10 min). A history read that takes longer
+	// stops a little before it, with its pages and cursors stored, and is queued again at
+	// once to go on where it stopped: long syncs proceed in slices, and a job is never
+	// unbounded, which River needs in order to tell a dead worker's job from a slow one.
+	JobTimeout time.Duration
+	// RescueAfter is when River gives a job whose worker vanished to another (default
+	// JobTimeout + 1 min; at least JobTimeout).
 	RescueAfter time.Duration
 	// FetchPollInterval is how often idle workers look for jobs where the database has no
 	// notifications (SQLite). Default 200 ms.
@@ -69,8 +75,11 @@ func (c Config) withDefaults() Config {
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 8
 	}
-	if c.RescueAfter <= 0 {
-		c.RescueAfter = 5 * time.Minute
+	if c.JobTimeout <= 0 {
+		c.JobTimeout = 10 * time.Minute
+	}
+	if c.RescueAfter < c.JobTimeout {
+		c.RescueAfter = c.JobTimeout + time.Minute
 	}
 	if c.FetchPollInterval <= 0 {
 		c.FetchPollInterval = 200 * time.Millisecond
@@ -141,7 +150,7 @@ func New(cfg Config, st *store.Store, adapters *provider.Registry, sealer *secre
 	e := &Engine{cfg: cfg, store: st, adapters: adapters, sealer: sealer, log: log}
 	rc := &river.Config{
 		Logger:               log.With("component", "river"),
-		JobTimeout:           -1, // a history read takes as long as the provider's limit makes it; leases guard it
+		JobTimeout:           cfg.JobTimeout,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		FetchPollInterval:    cfg.FetchPollInterval,
 		FetchCooldown:        min(cfg.FetchPollInterval, 100*time.Millisecond),

@@ -67,20 +67,24 @@ func newWorld(t *testing.T, d store.Dialect) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One clock, 500 times faster than the wall clock, for simulators and adapters alike:
-	// Kraken's decaying counter lets a full ledger through in seconds instead of minutes.
+	// Kraken's simulator and adapter share a clock 500 times faster than the wall clock, so
+	// that its decaying counter lets a full ledger through in seconds instead of minutes.
+	// Binance and Coinbase keep the wall clock: their limits are never reached here, and a
+	// fast clock would shrink Binance's recvWindow and Coinbase's two-minute JWTs to a few
+	// milliseconds, which a loaded machine misses.
 	clock := provider.NewScaledClock(time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC), 500)
+	wall := provider.RealClock{}
 	w := &world{store: st, sealer: secrets.NewSealer(ring), creds: map[opencalico.ProviderID]map[string]string{}}
-	w.binance = binancesim.New(binancesim.Options{Seed: 1, Clock: clock})
+	w.binance = binancesim.New(binancesim.Options{Seed: 1, Clock: wall})
 	w.kraken = krakensim.New(krakensim.Options{Seed: 2, Clock: clock, Events: 1500})
-	w.coinbase = coinbasesim.New(coinbasesim.Options{Seed: 3, Clock: clock, Events: 1500})
+	w.coinbase = coinbasesim.New(coinbasesim.Options{Seed: 3, Clock: wall, Events: 1500})
 	bs, ks, cs := httptest.NewServer(w.binance.Handler()), httptest.NewServer(w.kraken.Handler()), httptest.NewServer(w.coinbase.Handler())
 	t.Cleanup(func() { bs.Close(); ks.Close(); cs.Close() })
 	fast := 50 * time.Millisecond
 	w.adapters = provider.NewRegistry(
-		binance.New(binance.Options{BaseURL: bs.URL, Clock: clock, BaseDelay: fast}),
+		binance.New(binance.Options{BaseURL: bs.URL, Clock: wall, BaseDelay: fast}),
 		kraken.New(kraken.Options{BaseURL: ks.URL, Clock: clock, BaseDelay: fast}),
-		coinbase.New(coinbase.Options{BaseURL: cs.URL, Clock: clock, BaseDelay: fast}),
+		coinbase.New(coinbase.Options{BaseURL: cs.URL, Clock: wall, BaseDelay: fast}),
 	)
 	w.creds["binance"] = w.binance.Credentials()[0]
 	w.creds["kraken"] = w.kraken.Credentials()[0]
@@ -363,5 +367,39 @@ func TestReconcile(t *testing.T) {
 	sort.Strings(names)
 	if fmt.Sprint(names) != "[DOT:0.1 ETH:-0.1]" {
 		t.Fatalf("mismatches %v", names)
+	}
+}
+
+// TestLongSyncRunsInSlices gives jobs a timeout shorter than a full history read: the read
+// stops between pages, is queued again, and goes on where it stopped until it is complete.
+func TestLongSyncRunsInSlices(t *testing.T) {
+	w := newWorld(t, store.SQLite)
+	ctx := context.Background()
+	c := w.connect(t, "kraken")
+	slow := func(string, provider.Page) error { time.Sleep(30 * time.Millisecond); return nil }
+	e := w.engine(t, Config{Workers: 2, JobTimeout: 500 * time.Millisecond, AfterPage: slow})
+	events, stop := e.Subscribe()
+	defer stop()
+	var snoozes atomic.Int32
+	go func() {
+		for ev := range events {
+			if ev.Kind == "job_snoozed" {
+				snoozes.Add(1)
+			}
+		}
+	}()
+	start := time.Now()
+	if err := e.Enqueue(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	got := w.waitFor(t, c.ID, synced(start))
+	if snoozes.Load() == 0 {
+		t.Fatal("the history read was never sliced")
+	}
+	if len(got.StatusDetail.Mismatches) > 0 || len(got.StatusDetail.Incomplete) > 0 {
+		t.Fatalf("after %d slices: %+v", snoozes.Load(), got.StatusDetail)
+	}
+	if n := len(w.snapshot(t, c.ID)); n != 1500 {
+		t.Fatalf("%d transactions after %d slices, want 1500", n, snoozes.Load())
 	}
 }

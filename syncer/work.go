@@ -217,12 +217,20 @@ func (e *Engine) run(ctx context.Context, connectionID string, stage Stage, atte
 		}
 	}
 
-	err = do(ctx, c, a, acct)
+	// The slice ends a little before River's timeout, so that the stage stops cleanly between
+	// pages and is queued again rather than cancelled and counted as a failure.
+	sliceCtx, endSlice := context.WithTimeout(ctx, e.cfg.JobTimeout*9/10)
+	defer endSlice()
+	err = do(sliceCtx, c, a, acct)
 	if err == nil {
 		return nil
 	}
 	if ctx.Err() != nil {
 		return err // shutting down: River retries the job, which resumes from its cursors
+	}
+	if errors.Is(sliceCtx.Err(), context.DeadlineExceeded) {
+		e.log.InfoContext(ctx, "sync stage continues in a new slice", "connection_id", c.ID, "stage", stage)
+		return river.JobSnooze(0)
 	}
 	e.log.WarnContext(ctx, "sync stage failed", "connection_id", c.ID, "provider", c.ProviderID,
 		"stage", stage, "attempt", attempt, "cause", opencalico.ErrorCodeOf(err), "err", err.Error())

@@ -117,17 +117,20 @@ func migrateAll(ctx context.Context, db *store.Store) error {
 type syncFlags struct {
 	workers     int
 	leaseTTL    time.Duration
+	jobTimeout  time.Duration
 	rescueAfter time.Duration
 }
 
 func (c *syncFlags) register(fs flagSet) {
 	fs.IntVar(&c.workers, "sync-workers", 10, "syncs this process runs at once (roles all and worker)")
 	fs.DurationVar(&c.leaseTTL, "sync-lease-ttl", time.Minute, "how long a connection stays claimed by a worker that stopped answering")
-	fs.DurationVar(&c.rescueAfter, "sync-rescue-after", 5*time.Minute, "when a sync whose worker died is given to another worker")
+	fs.DurationVar(&c.jobTimeout, "sync-job-timeout", 10*time.Minute, "longest run of one sync job; longer syncs go on in further runs")
+	fs.DurationVar(&c.rescueAfter, "sync-rescue-after", 0, "when a sync whose worker died is given to another worker (default: job timeout + 1m)")
 }
 
 func (c *syncFlags) config(insertOnly bool) syncer.Config {
-	return syncer.Config{Workers: c.workers, InsertOnly: insertOnly, LeaseTTL: c.leaseTTL, RescueAfter: c.rescueAfter}
+	return syncer.Config{Workers: c.workers, InsertOnly: insertOnly, LeaseTTL: c.leaseTTL,
+		JobTimeout: c.jobTimeout, RescueAfter: c.rescueAfter}
 }
 
 // listenAndServe serves until ctx ends (SIGINT, SIGTERM), then stops accepting and waits up
