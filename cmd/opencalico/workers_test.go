@@ -85,9 +85,6 @@ func TestSimPrintsUsableSimulators(t *testing.T) {
 // complete exactly once, and every connection must end with exactly the transactions the
 // single worker stored.
 func TestWorkersShareTheQueue(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts several processes; run without -short")
-	}
 	sims := startSims(t, "--accounts", "22", "--events", "150")
 	key := make([]byte, 32)
 	for i := range key {
