@@ -578,7 +578,7 @@ type memSample struct {
 // The simulator runs in a child process (benchsim_test.go): it holds the whole ledger in
 // memory, which would otherwise be most of this process's RSS.
 func BenchmarkLedgerMillionRows(b *testing.B) {
-	rows := benchEnvInt(b, "OPENCALICO_BENCH_LEDGER_ROWS", 200_000)
+	rows := benchEnvInt(b, "OPENCALICO_BENCH_LEDGER_ROWS", 1_000_000)
 	info := startKrakenSimChild(b, rows)
 	b.Logf("simulator child: %d ledger rows (%d events) generated in %.1f s, its peak RSS %.0f MiB",
 		info.Rows, info.Events, info.GenSeconds, float64(info.HWMKiB)/1024)

@@ -128,7 +128,7 @@ func (a *Adapter) Provider() opencalico.Provider {
 		AuthMetaData: []opencalico.AuthMetaData{{
 			AuthType: opencalico.AuthAPIKey,
 			Fields: []opencalico.AuthField{
-				{Name: "api_key", Label: "API Key", Secret: true},
+				{Name: "api_key", Label: "API Key", Secret: false},
 				{Name: "secret_key", Label: "Secret Key", Secret: true},
 			},
 			// Binance's guide to creating an API key; only "Enable Reading" is needed.

@@ -3,6 +3,8 @@ package kraken
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"sort"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -76,9 +78,13 @@ var pairs = []pair{
 // account is one seeded Kraken account: its key, its ledger and the running balances that
 // the ledger implies.
 type account struct {
-	apiKey    string
-	secret    []byte
-	rows      []*ledgerRow // ascending by (time, seq)
+	apiKey string
+	secret []byte
+	rows   []*ledgerRow // in booking order: rows[i].seq == i
+	// byTime holds the same rows ascending by (time, seq), kept sorted as rows are booked,
+	// so that Ledgers finds its window by binary search instead of scanning and sorting the
+	// whole ledger on every call.
+	byTime    []*ledgerRow
 	balances  map[string]decimal.Decimal
 	rng       *rand.Rand
 	ids       map[string]bool
@@ -129,10 +135,17 @@ func (a *account) add(refid string, t tick, typ, subtype, asset string, amount, 
 		panic(fmt.Sprintf("kraken sim: generated a negative %s balance", asset))
 	}
 	a.balances[asset] = bal
-	a.rows = append(a.rows, &ledgerRow{
+	row := &ledgerRow{
 		seq: len(a.rows), id: a.newID('L'), refid: refid, time: t, typ: typ, subtype: subtype,
 		asset: asset, amount: amount, fee: fee, balance: bal,
-	})
+	}
+	a.rows = append(a.rows, row)
+	// The new row has the highest seq, so it goes after every row of its time or earlier.
+	// Rows are booked almost in time order (the second leg of a staking transfer comes a
+	// few seconds after the first; AppendLate goes back further, rarely), so the insertion
+	// moves few rows.
+	i := sort.Search(len(a.byTime), func(j int) bool { return a.byTime[j].time > t })
+	a.byTime = slices.Insert(a.byTime, i, row)
 }
 
 // enough reports whether the account holds at least x of asset.

@@ -466,27 +466,34 @@ func (a *account) ledgersResult(form url.Values) (json.RawMessage, []string) {
 		}
 	}
 	typ := form.Get("type")
-	var match []*ledgerRow
-	for _, row := range a.rows {
-		if row.time <= start || row.time > end {
-			continue
-		}
-		if len(assetFilter) > 0 && !assetFilter[row.asset] {
-			continue
-		}
-		if typ != "" && typ != "all" && typ != row.typ {
-			continue
-		}
-		match = append(match, row)
+	if typ == "all" {
+		typ = ""
 	}
-	// Newest first; rows of one instant in reverse booking order.
-	sort.Slice(match, func(i, j int) bool {
-		if match[i].time != match[j].time {
-			return match[i].time > match[j].time
+	// The window (start, end] of a.byTime, by binary search; newest first is its reverse
+	// (rows of one instant in reverse booking order).
+	lo := sort.Search(len(a.byTime), func(i int) bool { return a.byTime[i].time > start })
+	hi := max(lo, sort.Search(len(a.byTime), func(i int) bool { return a.byTime[i].time > end }))
+	var page []*ledgerRow
+	count := hi - lo
+	if len(assetFilter) == 0 && typ == "" {
+		for i := hi - 1 - ofs; i >= lo && len(page) < ledgerPageSize; i-- {
+			page = append(page, a.byTime[i])
 		}
-		return match[i].seq > match[j].seq
-	})
-	page := match[min(ofs, len(match)):min(ofs+ledgerPageSize, len(match))]
+	} else {
+		// Filters are rare (the adapter reads every asset and type): scan the window for the
+		// count of all matching rows.
+		count = 0
+		for i := hi - 1; i >= lo; i-- {
+			row := a.byTime[i]
+			if len(assetFilter) > 0 && !assetFilter[row.asset] || typ != "" && typ != row.typ {
+				continue
+			}
+			if count >= ofs && len(page) < ledgerPageSize {
+				page = append(page, row)
+			}
+			count++
+		}
+	}
 	// Written by hand so that the ledger object lists rows newest first, as Kraken's does.
 	var b bytes.Buffer
 	b.WriteString(`{"ledger":{`)
@@ -499,7 +506,7 @@ func (a *account) ledgersResult(form url.Values) (json.RawMessage, []string) {
 			row.id, row.refid, row.time, row.typ, row.subtype, row.asset,
 			row.amount.StringFixed(d), row.fee.StringFixed(d), row.balance.StringFixed(d))
 	}
-	fmt.Fprintf(&b, `},"count":%d}`, len(match))
+	fmt.Fprintf(&b, `},"count":%d}`, count)
 	return json.RawMessage(b.Bytes()), nil
 }
 
