@@ -248,3 +248,27 @@ func reconcile(positions []opencalico.Position, net map[string]decimal.Decimal) 
 	sort.Slice(out, func(i, j int) bool { return out[i].AssetSymbol < out[j].AssetSymbol })
 	return out
 }
+
+// MigrationsCurrent reports whether every migration of the job queue is applied, for
+// readiness checks: a server whose queue tables are behind cannot run syncs.
+func MigrationsCurrent(ctx context.Context, st *store.Store) (bool, error) {
+	m, err := rivermigrate.New(newDriver(st), nil)
+	if err != nil {
+		return false, fmt.Errorf("syncer: %w", err)
+	}
+	applied, err := m.ExistingVersions(ctx)
+	if err != nil {
+		return false, fmt.Errorf("syncer: reading the job queue's migrations: %w", err)
+	}
+	all := m.AllVersions()
+	if len(all) == 0 {
+		return true, nil
+	}
+	want := all[len(all)-1].Version
+	for _, v := range applied {
+		if v.Version == want {
+			return true, nil
+		}
+	}
+	return false, nil
+}

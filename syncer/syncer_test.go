@@ -403,3 +403,36 @@ func TestLongSyncRunsInSlices(t *testing.T) {
 		t.Fatalf("%d transactions after %d slices, want 1500", n, snoozes.Load())
 	}
 }
+
+func TestQueueMigrationsCurrent(t *testing.T) {
+	for _, d := range backends {
+		t.Run(string(d), func(t *testing.T) {
+			ctx := context.Background()
+			var (
+				st  *store.Store
+				err error
+			)
+			if d == store.Postgres {
+				st, err = store.Open(ctx, pgtest.URL(t), "")
+			} else {
+				st, err = store.Open(ctx, "", t.TempDir())
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if err := st.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := MigrationsCurrent(ctx, st); err != nil || ok {
+				t.Fatalf("before migrating the queue: current=%v err=%v", ok, err)
+			}
+			if err := Migrate(ctx, st); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := MigrationsCurrent(ctx, st); err != nil || !ok {
+				t.Fatalf("after migrating the queue: current=%v err=%v", ok, err)
+			}
+		})
+	}
+}

@@ -92,7 +92,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log.Info("sync engine started", "role", role, "workers", sync.workers)
 
-	srv := api.NewServer(api.Config{MaxBodyBytes: maxBody}, log, db, openapi.Handler())
+	srv := api.NewServer(api.Config{MaxBodyBytes: maxBody}, log, readiness{db}, openapi.Handler())
 	serveErr := listenAndServe(ctx, log, addr, srv, shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
@@ -100,6 +100,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Warn("stopping the sync engine", "err", err.Error())
 	}
 	return serveErr
+}
+
+// readiness is the database as /readyz sees it: reachable, with the store's migrations and
+// the job queue's all applied.
+type readiness struct{ *store.Store }
+
+func (r readiness) MigrationsCurrent(ctx context.Context) (bool, error) {
+	if ok, err := r.Store.MigrationsCurrent(ctx); err != nil || !ok {
+		return ok, err
+	}
+	return syncer.MigrationsCurrent(ctx, r.Store)
 }
 
 // migrateAll applies the store's migrations and the job queue's.
