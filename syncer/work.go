@@ -10,6 +10,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/opencalico/opencalico"
 	"github.com/opencalico/opencalico/provider"
@@ -23,7 +24,7 @@ type balancesWorker struct {
 
 func (w *balancesWorker) Work(ctx context.Context, job *river.Job[balancesArgs]) error {
 	e := w.e
-	return e.run(ctx, job.Args.ConnectionID, StageBalances, job.Attempt, job.MaxAttempts,
+	return e.run(ctx, job.Args.ConnectionID, StageBalances, job.JobRow,
 		func(ctx context.Context, c *opencalico.Connection, a provider.Adapter, acct provider.Account) error {
 			positions, err := a.Balances(ctx, acct)
 			if err != nil {
@@ -58,7 +59,7 @@ type historyWorker struct {
 }
 
 func (w *historyWorker) Work(ctx context.Context, job *river.Job[historyArgs]) error {
-	return w.e.run(ctx, job.Args.ConnectionID, StageHistory, job.Attempt, job.MaxAttempts,
+	return w.e.run(ctx, job.Args.ConnectionID, StageHistory, job.JobRow,
 		func(ctx context.Context, c *opencalico.Connection, a provider.Adapter, acct provider.Account) error {
 			return w.e.readHistory(ctx, c, a, acct, func(tx *sql.Tx) error { return completeTx(ctx, w.e, tx, job) })
 		})
@@ -166,8 +167,11 @@ type stageFunc func(ctx context.Context, c *opencalico.Connection, a provider.Ad
 // run is what every stage shares: the lease, the account with its credentials, and the
 // typed outcome — bad credentials end in reauth_required without retry; other failures are
 // retried with backoff and shown on the connection meanwhile.
-func (e *Engine) run(ctx context.Context, connectionID string, stage Stage, attempt, maxAttempts int, do stageFunc) error {
-	holder := e.cfg.Holder + "/" + string(stage)
+func (e *Engine) run(ctx context.Context, connectionID string, stage Stage, job *rivertype.JobRow, do stageFunc) error {
+	// The holder names this very job, so that two jobs of one connection never share a lease,
+	// even in one process.
+	holder := fmt.Sprintf("%s/%s/%d", e.cfg.Holder, stage, job.ID)
+	attempt, maxAttempts := job.Attempt, job.MaxAttempts
 	got, err := e.store.AcquireSyncLease(ctx, connectionID, holder, e.cfg.LeaseTTL)
 	if opencalico.ErrorCodeOf(err) == opencalico.ENotFound {
 		return nil // the connection was removed after the job was queued: nothing to do
