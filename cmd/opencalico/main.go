@@ -24,6 +24,7 @@ Usage:
   opencalico serve [flags]          run the HTTP server (see opencalico serve -h)
   opencalico migrate up|status      apply or list database migrations
   opencalico keys rotate            re-wrap every stored secret under a new master key
+  opencalico clients create|list|delete   manage the partner clients of the OAuth server
   opencalico sim [flags]            run the provider simulators on loopback ports
   opencalico version                print the version
 
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runKeys(ctx, args[1:], stdout, stderr)
 	case "sim":
 		return runSim(ctx, args[1:], stdout, stderr)
+	case "clients":
+		return runClients(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "opencalico %s (%s)\n", opencalico.Version, runtime.Version())
 		return nil
