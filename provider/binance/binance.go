@@ -41,7 +41,8 @@ type Options struct {
 	// to adapters that share an egress IP.
 	Limiter *WeightLimiter
 	// WeightPerMinute is Binance's per-IP limit (default 6000) and WeightReserve the part of
-	// it left unused (default 5 %); they size a limiter made here.
+	// it left for other users of the IP (default 0: the limiter already counts every request
+	// in each minute the server may count it in); they size a limiter made here.
 	WeightPerMinute int
 	WeightReserve   int
 	// LimitKey names the egress address whose budget calls draw from (default "default").
