@@ -9,10 +9,15 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/opencalico/opencalico"
 	"github.com/opencalico/opencalico/api"
+	"github.com/opencalico/opencalico/connect"
+	"github.com/opencalico/opencalico/connections"
+	"github.com/opencalico/opencalico/oauth"
 	"github.com/opencalico/opencalico/openapi"
 	"github.com/opencalico/opencalico/secrets"
 	"github.com/opencalico/opencalico/store"
@@ -33,6 +38,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		role            string
 		sync            syncFlags
 		af              adapterFlags
+		issuer          string
 	)
 	sf.register(fs)
 	kf.register(fs)
@@ -45,6 +51,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Int64Var(&maxBody, "max-body-bytes", api.DefaultConfig().MaxBodyBytes, "largest request body accepted; larger ones get 413")
 	fs.DurationVar(&shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.BoolVar(&migrate, "migrate", true, "apply pending database migrations at start")
+	fs.StringVar(&issuer, "issuer", "", "public base URL of the server, the OAuth issuer (default http://<addr>)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -80,11 +87,40 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			"path", keyring.Path())
 	}
 	sealer := secrets.NewSealer(keyring)
-
-	engine, err := syncer.New(sync.config(role == "api"), db, af.registry(), sealer, log)
+	fingerprintKey, created, err := connections.LoadKey(os.Getenv("OPENCALICO_FINGERPRINT_KEY"),
+		filepath.Join(sf.dataDir, "fingerprint.key"), environment == "development")
 	if err != nil {
 		return err
 	}
+	if created {
+		log.Warn("created a new fingerprint key file; every process of this deployment must use the same one",
+			"path", filepath.Join(sf.dataDir, "fingerprint.key"))
+	}
+	// Before the sync engine starts, so that a failure here leaves nothing running.
+	if issuer == "" {
+		issuer = "http://" + addr
+	}
+	authServer, err := oauth.New(ctx, oauth.Config{Issuer: issuer, Log: log}, db, sealer)
+	if err != nil {
+		return err
+	}
+
+	adapters := af.registry()
+	engine, err := syncer.New(sync.config(role == "api"), db, adapters, sealer, log)
+	if err != nil {
+		return err
+	}
+	conns, err := connections.New(connections.Config{Store: db, Sealer: sealer, Providers: adapters,
+		Sync: engine, FingerprintKey: fingerprintKey, Log: log})
+	if err != nil {
+		return err
+	}
+	widget, err := connect.New(connect.Config{OAuth: authServer, Users: db, Connections: conns,
+		SecureCookies: strings.HasPrefix(issuer, "https://"), Log: log})
+	if err != nil {
+		return err
+	}
+	authServer.SetWidget(widget)
 	// The engine runs on a context of its own so that shutdown can stop it after the HTTP
 	// server, in order, rather than both at once when the signal arrives.
 	if err := engine.Start(context.WithoutCancel(ctx)); err != nil {
@@ -93,6 +129,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("sync engine started", "role", role, "workers", sync.workers)
 
 	srv := api.NewServer(api.Config{MaxBodyBytes: maxBody}, log, readiness{db}, openapi.Handler())
+	authServer.Mount(srv)
+	widget.Mount(srv)
 	serveErr := listenAndServe(ctx, log, addr, srv, shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
