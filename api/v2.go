@@ -28,25 +28,39 @@ type V2 struct {
 	Valuer       *price.Valuer
 	Authenticate func(http.Handler) http.Handler
 	CursorKey    []byte
+	// Syncs queues refreshes; RefreshCooldown is how soon a connection may be refreshed
+	// again (default one minute).
+	Syncs           Syncs
+	RefreshCooldown time.Duration
+	// Connections adds and removes connections.
+	Connections Connections
+	// RequestsPerMinute is each token's request budget (default DefaultRequestsPerMinute).
+	RequestsPerMinute int
 }
 
-// MountV2 adds the /accounts/v2 read routes.
+// MountV2 adds the /accounts/v2 routes.
 func (s *Server) MountV2(d V2) {
-	h := &v2Handlers{s: s, d: d, cursors: cursorCodec{key: d.CursorKey}}
+	h := &v2Handlers{s: s, d: d, cursors: cursorCodec{key: d.CursorKey}, limiter: newTokenLimiter(d.RequestsPerMinute)}
 	route := func(pattern string, fn http.HandlerFunc) {
-		s.Handle(pattern, d.Authenticate(h.versioned(fn)))
+		s.Handle(pattern, d.Authenticate(h.limit(h.versioned(fn))))
 	}
 	route("GET /accounts/v2/providers/supported", h.supported)
 	route("GET /accounts/v2/providers", h.listConnections)
+	route("POST /accounts/v2/providers", h.idempotent(h.addProvider))
+	route("DELETE /accounts/v2/providers", h.removeProviders)
 	route("GET /accounts/v2/assets", h.assets)
 	route("GET /accounts/v2/transactions", h.transactions)
 	route("GET /accounts/v2/transactions/sync", h.changes)
+	route("POST /accounts/v2/assets/refresh", h.idempotent(h.refreshAssets))
+	route("POST /accounts/v2/transactions/refresh", h.idempotent(h.refreshTransactions))
+	route("GET /accounts/v2/refresh/{refresh_id}", h.refreshStatus)
 }
 
 type v2Handlers struct {
 	s       *Server
 	d       V2
 	cursors cursorCodec
+	limiter *tokenLimiter
 }
 
 type versionKey struct{}

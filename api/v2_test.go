@@ -117,8 +117,12 @@ func newV2World(t *testing.T) *v2World {
 	}
 	w.srv = NewServer(DefaultConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)), &fakeDB{current: true}, nil)
 	w.srv.MountV2(V2{Store: st, Authenticate: testAuth, CursorKey: []byte("test cursor key, 32 bytes long!"),
-		Catalog: provider.NewRegistry(binance.New(binance.Options{}), kraken.New(kraken.Options{}))})
+		Catalog: w.srvCatalog()})
 	return w
+}
+
+func (w *v2World) srvCatalog() *provider.Registry {
+	return provider.NewRegistry(binance.New(binance.Options{}), kraken.New(kraken.Options{}))
 }
 
 // get calls the API as user (alice or bob) and decodes the body; component, when set, is the
@@ -375,5 +379,25 @@ func TestV2ChangesFeed(t *testing.T) {
 	}
 	if status, body := w.get(t, w.bob, "/accounts/v2/transactions/sync?cursor="+cursor, nil, ""); status != 400 || errorCause(body) != "invalid_cursor" {
 		t.Fatalf("bob with alice's feed cursor: %d %v", status, body)
+	}
+}
+
+func decodeBody(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+func TestV2RateLimitHeaders(t *testing.T) {
+	w := newV2World(t)
+	w.srv = NewServer(DefaultConfig(), w.srv.log, &fakeDB{current: true}, nil)
+	w.srv.MountV2(V2{Store: w.st, Authenticate: testAuth, CursorKey: []byte("k"), Catalog: w.srvCatalog(), RequestsPerMinute: 2})
+	for i := range 3 {
+		req := httptest.NewRequest("GET", "/accounts/v2/providers", nil)
+		req.Header.Set("Authorization", "Bearer "+w.alice.ID+"/cli")
+		rec := httptest.NewRecorder()
+		w.srv.ServeHTTP(rec, req)
+		if rec.Header().Get("RateLimit-Limit") != "2" || rec.Header().Get("RateLimit-Reset") == "" {
+			t.Fatalf("request %d: headers %v", i, rec.Header())
+		}
+		if i < 2 && rec.Code != 200 || i == 2 && (rec.Code != 429 || rec.Header().Get("Retry-After") == "") {
+			t.Fatalf("request %d: %d", i, rec.Code)
+		}
 	}
 }

@@ -237,6 +237,11 @@ func TestPaths(t *testing.T) {
 // The operations built at the time of the document; all others are planned.
 var availableOps = []string{
 	"GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.json", "GET /docs", "GET /docs/style.css",
+	"GET /accounts/v2/providers", "POST /accounts/v2/providers", "DELETE /accounts/v2/providers",
+	"GET /accounts/v2/providers/supported", "GET /accounts/v2/assets", "POST /accounts/v2/assets/refresh",
+	"GET /accounts/v2/refresh/{refresh_id}", "GET /accounts/v2/transactions", "POST /accounts/v2/transactions/refresh",
+	"GET /accounts/v2/transactions/sync", "GET /oauth/authorize", "GET /connect", "POST /oauth/token",
+	"POST /oauth/revoke", "GET /.well-known/oauth-authorization-server", "GET /.well-known/jwks.json",
 }
 
 const plannedSentence = "Planned: not served yet; the server answers 404 not_found."

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -131,6 +133,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	srv := api.NewServer(api.Config{MaxBodyBytes: maxBody}, log, readiness{db}, openapi.Handler())
 	authServer.Mount(srv)
 	widget.Mount(srv)
+	srv.MountV2(api.V2{Store: db, Catalog: adapters, Authenticate: authServer.Authenticate,
+		CursorKey: derivedKey(fingerprintKey, "opencalico/cursor/v1"), Syncs: engine, Connections: conns})
 	serveErr := listenAndServe(ctx, log, addr, srv, shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
@@ -138,6 +142,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Warn("stopping the sync engine", "err", err.Error())
 	}
 	return serveErr
+}
+
+// derivedKey derives a key for one purpose from the install's secret key, so that one file
+// (or variable) shared by every process of a deployment serves several purposes without one
+// key doing two jobs.
+func derivedKey(key []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
 }
 
 // readiness is the database as /readyz sees it: reachable, with the store's migrations and
