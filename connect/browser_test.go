@@ -226,6 +226,9 @@ func TestBrowserFlow(t *testing.T) {
 	if status != http.StatusOK || who.UserID != user.ID || who.ClientID != h.client.ID {
 		t.Fatalf("API call with the access token: %d %+v", status, who)
 	}
+	if status, labels := h.providers(tok.AccessToken); status != http.StatusOK || len(labels) != 1 || labels[0] != "Main Binance" {
+		t.Fatalf("GET /accounts/v2/providers with the access token: %d %v", status, labels)
+	}
 	old := *tok
 	tok.Expiry = time.Now().Add(-time.Minute)
 	renewed, err := h.oauthCfg.TokenSource(octx, tok).Token()

@@ -184,7 +184,9 @@ func newHarness(t *testing.T, withSync bool) *harness {
 	srv := api.NewServer(api.DefaultConfig(), log, db, nil)
 	h.auth.Mount(srv)
 	widget.Mount(srv)
-	// A minimal authenticated route: GET /accounts/v2/providers is not built yet.
+	srv.MountV2(api.V2{Store: db, Catalog: registry, Authenticate: h.auth.Authenticate,
+		CursorKey: []byte("cursor key for the browser test!"), Syncs: engine, Connections: conns})
+	// whoami shows the principal a token carries.
 	srv.Handle("GET /test/whoami", h.auth.Authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, _ := oauth.FromContext(r.Context())
 		_ = json.NewEncoder(w).Encode(p)
@@ -212,6 +214,36 @@ func newHarness(t *testing.T, withSync bool) *harness {
 func (h *harness) authURL(state string) (link, verifier string) {
 	verifier = oauth2.GenerateVerifier()
 	return h.oauthCfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier)), verifier
+}
+
+// providers calls GET /accounts/v2/providers with an access token, as a partner does, and
+// returns the display labels of the connections it lists.
+func (h *harness) providers(token string) (int, []string) {
+	h.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, h.ts.URL+"/accounts/v2/providers", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct {
+			Providers []struct {
+				DisplayLabel string `json:"display_label"`
+			} `json:"providers"`
+		} `json:"data"`
+	}
+	var labels []string
+	if resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			h.t.Fatal(err)
+		}
+		for _, p := range body.Data.Providers {
+			labels = append(labels, p.DisplayLabel)
+		}
+	}
+	return resp.StatusCode, labels
 }
 
 // whoami calls the test route with an access token.
