@@ -49,6 +49,8 @@ type Connection struct {
 	LastSyncedAt         *time.Time
 	AssetsSyncedAt       *time.Time
 	TransactionsSyncedAt *time.Time
+	// SyncAttemptedAt is when a sync stage last started, whatever its outcome.
+	SyncAttemptedAt *time.Time
 }
 
 // StatusDetail explains a connection's status: the error behind it, what a partial sync

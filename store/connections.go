@@ -69,7 +69,7 @@ func (s *Store) CreateConnectionTx(ctx context.Context, tx *sql.Tx, c *opencalic
 }
 
 const connectionColumns = `id, user_id, provider_id, display_label, type, status, status_detail, fingerprint,
-	address, chain, created_at, last_synced_at, assets_synced_at, transactions_synced_at`
+	address, chain, created_at, last_synced_at, assets_synced_at, transactions_synced_at, sync_attempted_at`
 
 func scanConnection(row interface{ Scan(...any) error }) (*opencalico.Connection, error) {
 	var (
@@ -78,9 +78,10 @@ func scanConnection(row interface{ Scan(...any) error }) (*opencalico.Connection
 		detail                  []byte
 		created                 int64
 		lastSync, assets, trans sql.NullInt64
+		attempted               sql.NullInt64
 	)
 	err := row.Scan(&c.ID, &c.UserID, &provider, &c.DisplayLabel, &typ, &status, &detail, &c.Fingerprint,
-		&c.Address, &c.Chain, &created, &lastSync, &assets, &trans)
+		&c.Address, &c.Chain, &created, &lastSync, &assets, &trans, &attempted)
 	if err != nil {
 		return nil, err
 	}
@@ -92,6 +93,7 @@ func scanConnection(row interface{ Scan(...any) error }) (*opencalico.Connection
 	}
 	c.CreatedAt = fromMicros(created)
 	c.LastSyncedAt, c.AssetsSyncedAt, c.TransactionsSyncedAt = fromNullMicros(lastSync), fromNullMicros(assets), fromNullMicros(trans)
+	c.SyncAttemptedAt = fromNullMicros(attempted)
 	return &c, nil
 }
 
@@ -151,6 +153,7 @@ type ConnectionUpdate struct {
 	LastSyncedAt         *time.Time
 	AssetsSyncedAt       *time.Time
 	TransactionsSyncedAt *time.Time
+	SyncAttemptedAt      *time.Time
 }
 
 // UpdateConnection applies u to the connection with the id (whoever owns it: the sync worker
@@ -200,6 +203,9 @@ func (s *Store) updateConnection(ctx context.Context, db execer, id string, u Co
 	}
 	if u.TransactionsSyncedAt != nil {
 		set("transactions_synced_at", micros(*u.TransactionsSyncedAt))
+	}
+	if u.SyncAttemptedAt != nil {
+		set("sync_attempted_at", micros(*u.SyncAttemptedAt))
 	}
 	if len(sets) > 0 {
 		query := "UPDATE connections SET "

@@ -214,11 +214,9 @@ func (e *Engine) run(ctx context.Context, connectionID string, stage Stage, job 
 	if err != nil {
 		return err
 	}
-	if c.Status != opencalico.StatusSyncing {
-		syncing := opencalico.StatusSyncing
-		if _, err := e.store.UpdateConnection(ctx, c.ID, store.ConnectionUpdate{Status: &syncing}); err != nil {
-			return err
-		}
+	syncing, started := opencalico.StatusSyncing, time.Now().UTC()
+	if _, err := e.store.UpdateConnection(ctx, c.ID, store.ConnectionUpdate{Status: &syncing, SyncAttemptedAt: &started}); err != nil {
+		return err
 	}
 
 	// The slice ends a little before River's timeout, so that the stage stops cleanly between
