@@ -73,19 +73,24 @@ func (s *Simulator) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if strings.HasPrefix(r.URL.Path, "/oauth2/") {
+		s.serveOAuth(w, r)
+		return
+	}
 	if r.Method != http.MethodGet {
 		writeError(w, http.StatusNotFound, "not_found", "Not found")
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u, msg := s.authenticate(r)
+	// A CDP key JWT or an OAuth2 access token (oauth.go); each has its own rate-limit budget.
+	u, limitKey, fail := s.authenticateAny(r)
 	if u == nil {
 		s.stats.AuthFailed++
-		writeError(w, http.StatusUnauthorized, "authentication_error", msg)
+		writeError(w, fail.status, fail.id, fail.message)
 		return
 	}
-	if wait, ok := s.admit(u.keyName); !ok {
+	if wait, ok := s.admit(limitKey); !ok {
 		s.stats.RateLimited++
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		writeError(w, http.StatusTooManyRequests, "rate_limit_exceeded", "Too many requests")

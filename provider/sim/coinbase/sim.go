@@ -67,6 +67,7 @@ type Simulator struct {
 	faults  []*Fault
 	stats   Stats
 	gens    []*generator
+	oauth   *oauthState // OAuth2 clients, grants and tokens (oauth.go)
 }
 
 type user struct {
@@ -144,7 +145,7 @@ func New(opts Options) *Simulator {
 		opts.Skew = 5 * time.Second
 	}
 	s := &Simulator{opts: opts, clock: opts.Clock, byKey: map[string]*user{}, revoked: map[string]bool{},
-		nonces: map[string]time.Time{}, window: map[string][]time.Time{}}
+		nonces: map[string]time.Time{}, window: map[string][]time.Time{}, oauth: newOAuthState()}
 	now := s.clock.Now().UTC()
 	start := now.AddDate(-opts.Years, 0, 0)
 	for i := range opts.Accounts {
