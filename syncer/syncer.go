@@ -30,6 +30,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/opencalico/opencalico"
+	"github.com/opencalico/opencalico/price"
 	"github.com/opencalico/opencalico/provider"
 	"github.com/opencalico/opencalico/secrets"
 	"github.com/opencalico/opencalico/store"
@@ -63,6 +64,10 @@ type Config struct {
 	AfterPage func(connectionID string, p provider.Page) error
 	// Holder names this process in sync leases (default hostname:pid).
 	Holder string
+	// Valuer, when set, puts fiat values on what the syncs store (see prices.go);
+	// PriceRefreshEvery is how often current prices are refreshed (default 5 min).
+	Valuer            *price.Valuer
+	PriceRefreshEvery time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -160,6 +165,9 @@ func New(cfg Config, st *store.Store, adapters *provider.Registry, sealer *secre
 		workers := river.NewWorkers()
 		river.AddWorker(workers, &balancesWorker{e: e})
 		river.AddWorker(workers, &historyWorker{e: e})
+		if cfg.Valuer != nil {
+			addPriceWorkers(e, workers, rc)
+		}
 		rc.Workers = workers
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
 	}

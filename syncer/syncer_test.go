@@ -15,6 +15,8 @@ import (
 
 	"github.com/opencalico/opencalico"
 	"github.com/opencalico/opencalico/internal/pgtest"
+	"github.com/opencalico/opencalico/price"
+	pricesim "github.com/opencalico/opencalico/price/sim"
 	"github.com/opencalico/opencalico/provider"
 	"github.com/opencalico/opencalico/provider/binance"
 	"github.com/opencalico/opencalico/provider/coinbase"
@@ -434,5 +436,76 @@ func TestQueueMigrationsCurrent(t *testing.T) {
 				t.Fatalf("after migrating the queue: current=%v err=%v", ok, err)
 			}
 		})
+	}
+}
+
+// TestSyncFillsValues runs a sync with a price valuer: the history pages queue the prices they
+// need, the fill job fetches them, and the stored transactions and positions then carry fiat
+// values.
+func TestSyncFillsValues(t *testing.T) {
+	w := newWorld(t, store.SQLite)
+	ctx := context.Background()
+	psim := pricesim.New(pricesim.Options{CallsPerMinute: 10_000})
+	ps := httptest.NewServer(psim)
+	t.Cleanup(ps.Close)
+	valuer := price.New(price.Options{Source: price.NewCoinGecko(price.CoinGeckoOptions{BaseURL: ps.URL, CallsPerMinute: 10_000}), Store: w.store})
+	c := w.connect(t, "kraken")
+	e := w.engine(t, Config{Workers: 2, Valuer: valuer})
+	start := time.Now()
+	if err := e.Enqueue(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor(t, c.ID, synced(start))
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		txns, err := w.store.ListTransactions(ctx, store.TransactionFilter{UserID: w.user.ID, ConnectionIDs: []string{c.ID}, Limit: 200})
+		if err != nil {
+			t.Fatal(err)
+		}
+		values, err := valuer.ValueTransactions(ctx, txns, "EUR")
+		if err != nil {
+			t.Fatal(err)
+		}
+		valued, legs := 0, 0
+		for _, v := range values {
+			for _, x := range append(append([]*price.Value{}, v.Inputs...), v.Outputs...) {
+				legs++
+				if x != nil {
+					valued++
+					if x.Currency != "EUR" || x.Amount.IsNegative() {
+						t.Fatalf("value %+v", x)
+					}
+				}
+			}
+		}
+		if legs > 0 && valued*2 >= legs {
+			positions, err := w.store.ListPositions(ctx, store.PositionFilter{UserID: w.user.ID, ConnectionIDs: []string{c.ID}, Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pv, err := valuer.ValuePositions(ctx, positions, "USD")
+			if err != nil {
+				t.Fatal(err)
+			}
+			known := 0
+			for _, v := range pv {
+				if v.Value != nil {
+					known++
+				}
+			}
+			if known*2 < len(positions) {
+				if time.Now().Before(deadline) {
+					time.Sleep(200 * time.Millisecond)
+					continue
+				}
+				t.Fatalf("only %d of %d positions valued", known, len(positions))
+			}
+			t.Logf("%d of %d legs valued in EUR, %d of %d positions in USD", valued, legs, known, len(positions))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d legs valued after a minute", valued, legs)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -30,6 +30,12 @@ func (w *balancesWorker) Work(ctx context.Context, job *river.Job[balancesArgs])
 			if err != nil {
 				return err
 			}
+			if v := e.valuer(); v != nil {
+				// Which assets to keep current prices for; a failure here only delays values.
+				if err := v.TrackPositions(ctx, positions); err != nil {
+					e.log.WarnContext(ctx, "tracking prices of positions", "connection_id", c.ID, "err", err.Error())
+				}
+			}
 			now := time.Now().UTC()
 			return e.store.InTx(ctx, func(tx *sql.Tx) error {
 				if err := e.store.ReplacePositionsTx(ctx, tx, c.ID, positions); err != nil {
@@ -45,6 +51,13 @@ func (w *balancesWorker) Work(ctx context.Context, job *river.Job[balancesArgs])
 				// half done.
 				if _, err := e.river.InsertTx(ctx, tx, historyArgs{ConnectionID: c.ID}, nil); err != nil {
 					return fmt.Errorf("syncer: queueing the history stage: %w", err)
+				}
+				if e.valuer() != nil {
+					// Current prices for the assets just tracked, so positions carry values now
+					// rather than at the next periodic refresh.
+					if _, err := e.river.InsertTx(ctx, tx, priceRefreshArgs{}, nil); err != nil {
+						return fmt.Errorf("syncer: queueing a price refresh: %w", err)
+					}
 				}
 				// Completing the job in the same transaction means a worker that dies right
 				// after the commit does not run the stage (and queue the history) twice.
@@ -99,6 +112,11 @@ func (e *Engine) readHistory(ctx context.Context, c *opencalico.Connection, a pr
 			if err != nil {
 				return err
 			}
+			if v := e.valuer(); v != nil {
+				if err := v.QueueTx(ctx, tx, c.ID, p.Transactions); err != nil {
+					return err
+				}
+			}
 			total.Added += r.Added
 			total.Modified += r.Modified
 			total.Unchanged += r.Unchanged
@@ -149,6 +167,11 @@ func (e *Engine) readHistory(ctx context.Context, c *opencalico.Connection, a pr
 			Status: &status, StatusDetail: &detail, TransactionsSyncedAt: &now, LastSyncedAt: &now,
 		}); err != nil {
 			return err
+		}
+		if e.valuer() != nil {
+			if _, err := e.river.InsertTx(ctx, tx, priceFillArgs{}, nil); err != nil {
+				return fmt.Errorf("syncer: queueing price fill: %w", err)
+			}
 		}
 		return complete(tx)
 	})
