@@ -50,6 +50,7 @@ func (w *v2World) send(t *testing.T, method string, user *opencalico.User, path,
 	}
 	rec := httptest.NewRecorder()
 	w.srv.ServeHTTP(rec, req)
+	validateExchange(t, w.doc, req, []byte(body), rec)
 	var out map[string]any
 	if err := decodeBody(rec.Body.Bytes(), &out); err != nil {
 		t.Fatalf("%s %s: %q", method, path, rec.Body.String())

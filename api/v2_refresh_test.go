@@ -52,6 +52,7 @@ func (w *v2World) post(t *testing.T, user *opencalico.User, path, body string, h
 	}
 	rec := httptest.NewRecorder()
 	w.srv.ServeHTTP(rec, req)
+	validateExchange(t, w.doc, req, []byte(body), rec)
 	var out map[string]any
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 		t.Fatalf("POST %s: %q", path, rec.Body.String())

@@ -136,6 +136,7 @@ func (w *v2World) get(t *testing.T, user *opencalico.User, path string, header h
 	}
 	rec := httptest.NewRecorder()
 	w.srv.ServeHTTP(rec, req)
+	validateExchange(t, w.doc, req, nil, rec)
 	var body map[string]any
 	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 		t.Fatalf("GET %s: %q", path, rec.Body.String())
