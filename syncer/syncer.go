@@ -214,12 +214,12 @@ func (e *Engine) EnqueueTx(ctx context.Context, tx *sql.Tx, connectionID string)
 	return nil
 }
 
-// EnqueueHistoryTx queues only the history stage (a transactions refresh).
+// EnqueueHistoryTx queues a transactions refresh. It is the whole sync, balances first:
+// the history is reconciled against the balances, and balances read at another time than the
+// history would make reconciliation report differences that are only the activity between the
+// two reads. The balances read costs one request.
 func (e *Engine) EnqueueHistoryTx(ctx context.Context, tx *sql.Tx, connectionID string) error {
-	if _, err := e.river.InsertTx(ctx, tx, historyArgs{ConnectionID: connectionID}, uniqueWhileQueued); err != nil {
-		return fmt.Errorf("syncer: queueing a history sync: %w", err)
-	}
-	return nil
+	return e.EnqueueTx(ctx, tx, connectionID)
 }
 
 // Enqueue queues a sync of the connection in a transaction of its own.

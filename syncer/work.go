@@ -144,8 +144,10 @@ func (e *Engine) readHistory(ctx context.Context, c *opencalico.Connection, a pr
 		detail.Incomplete = incomplete.Streams
 		detail.Cause = opencalico.ErrorCodeOf(incomplete.Err)
 		detail.Message = "Part of the history could not be read; it is retried at the next sync."
-	} else {
-		// Reconciliation only means something over a complete history.
+	} else if c.AssetsSyncedAt != nil {
+		// Reconciliation only means something over a complete history, and against balances
+		// that were read (a history stage queued on its own before any balances stage would
+		// otherwise compare with nothing and report every asset).
 		positions, err := e.store.ListPositions(ctx, store.PositionFilter{UserID: c.UserID, ConnectionIDs: []string{c.ID}, Limit: 100_000})
 		if err != nil {
 			return err
