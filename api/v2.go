@@ -48,6 +48,7 @@ func (s *Server) MountV2(d V2) {
 	route("GET /accounts/v2/providers", h.listConnections)
 	route("POST /accounts/v2/providers", h.idempotent(h.addProvider))
 	route("DELETE /accounts/v2/providers", h.removeProviders)
+	route("POST /accounts/v2/oauth/callback/{provider_id}", h.callback)
 	route("GET /accounts/v2/assets", h.assets)
 	route("GET /accounts/v2/transactions", h.transactions)
 	route("GET /accounts/v2/transactions/sync", h.changes)

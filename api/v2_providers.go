@@ -14,6 +14,9 @@ import (
 type Connections interface {
 	Add(ctx context.Context, req connections.AddRequest) (*opencalico.Connection, error)
 	Remove(ctx context.Context, userID, connectionID string) error
+	// StartOAuth and CompleteOAuth connect through the provider's own consent (oauth2).
+	StartOAuth(ctx context.Context, req connections.OAuthStart) (string, error)
+	CompleteOAuth(ctx context.Context, req connections.OAuthCompletion) (*connections.OAuthResult, error)
 }
 
 // addProvidersRequest is AddProvidersRequest. The connection object carries the fields of
@@ -57,6 +60,9 @@ func (h *v2Handlers) addProviderFor(w http.ResponseWriter, r *http.Request) erro
 	}
 	if !opencalico.AuthType(in.Connection.Type).Valid() {
 		return opencalico.Errorf(opencalico.EUnsupportedConnectionType, "connection.type %q is not one of api_key, wallet, oauth2.", truncate(in.Connection.Type, 20))
+	}
+	if opencalico.AuthType(in.Connection.Type) == opencalico.AuthOAuth2 {
+		return h.startOAuth(w, r, p, in.ProviderID, in.DisplayLabel, in.Connection.RedirectURI)
 	}
 	fields := map[string]string{}
 	for name, v := range map[string]string{connections.FieldAPIKey: in.Connection.APIKey, connections.FieldSecretKey: in.Connection.SecretKey,

@@ -206,9 +206,12 @@ func providerOf(p opencalico.Provider, version string) providerView {
 	}
 	v.Kind = string(p.Kind)
 	v.Chains = append([]string{}, p.Chains...)
-	v.AuthMetadata = p.AuthMetaData
-	if v.AuthMetadata == nil {
-		v.AuthMetadata = []opencalico.AuthMetaData{}
+	v.AuthMetadata = []opencalico.AuthMetaData{}
+	for _, m := range p.AuthMetaData {
+		if m.Fields == nil {
+			m.Fields = []opencalico.AuthField{} // oauth2: nothing to fill, but an array
+		}
+		v.AuthMetadata = append(v.AuthMetadata, m)
 	}
 	return v
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
+
+	cbsim "github.com/opencalico/opencalico/provider/sim/coinbase"
 )
 
 // chromium is the browser the test drives. Without one the test fails rather than skips, so
@@ -110,7 +112,8 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 
 // TestBrowserFlow goes through the widget as a person would, in Chromium: the partner's link,
 // sign-up, the provider picker, a Binance key (a wrong one first), the connection's state,
-// the consent, the partner's callback; then the token exchange with PKCE, an API call, a
+// Coinbase through its own OAuth consent at the simulator (denied once, then authorized), the
+// consent, the partner's callback; then the token exchange with PKCE, an API call, a
 // refresh; then a second authorization that is denied, and the revocation of the consent.
 func TestBrowserFlow(t *testing.T) {
 	h := newHarness(t, true)
@@ -193,12 +196,75 @@ func TestBrowserFlow(t *testing.T) {
 	shot.take("synced-narrow")
 	run(t, ctx, "wide layout", chromedp.EmulateViewport(1280, 900))
 
+	// Coinbase through its own sign-in page: the provider page offers it above the key form.
+	run(t, ctx, "open Coinbase", chromedp.Click(chromedp.CSS("#pick-coinbase")), chromedp.WaitVisible(chromedp.CSS("#oauth-connect")))
+	if got := text(t, ctx, "main"); !strings.Contains(got, "Connect with Coinbase") || !strings.Contains(got, "Or use an API key") {
+		t.Fatalf("Coinbase page: %q", got)
+	}
+	shot.take("coinbase-choice")
+	coinbaseLogin := func(what string) {
+		t.Helper()
+		run(t, ctx, what+": connect with Coinbase", chromedp.Click(chromedp.CSS("#oauth-connect")),
+			chromedp.WaitVisible(chromedp.CSS(`input[name=password][autocomplete=current-password]`)))
+		if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.HasPrefix(loc, h.cbURL+"/oauth2/auth?") {
+			t.Fatalf("%s: the button led to %s, not to Coinbase's consent", what, loc)
+		}
+		run(t, ctx, what+": sign in at Coinbase",
+			chromedp.SendKeys(chromedp.CSS(`input[name=email]`), h.cb.LoginEmail(0)),
+			chromedp.SendKeys(chromedp.CSS(`input[name=password]`), cbsim.LoginPassword))
+	}
+	// First the person changes their mind: Deny at Coinbase brings them back with a clear word.
+	coinbaseLogin("deny")
+	run(t, ctx, "sign in", chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS(`button[value=deny]`)))
+	run(t, ctx, "deny at Coinbase", chromedp.Click(chromedp.CSS(`button[value=deny]`)), chromedp.WaitVisible(chromedp.CSS("#form-error")))
+	if got := text(t, ctx, "#form-error"); !strings.Contains(got, "You did not authorize Coinbase, so nothing was connected") {
+		t.Fatalf("after denying at Coinbase: %q", got)
+	}
+	shot.take("coinbase-denied")
+
+	run(t, ctx, "open Coinbase again", chromedp.Click(chromedp.CSS("#pick-coinbase")), chromedp.WaitVisible(chromedp.CSS("#oauth-connect")))
+	coinbaseLogin("allow")
+	shot.take("coinbase-login")
+	run(t, ctx, "sign in", chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS(`button[value=allow]`)))
+	if got := text(t, ctx, "main"); !strings.Contains(got, "opencalico-test would like to access your Coinbase account") {
+		t.Fatalf("Coinbase's consent page: %q", got)
+	}
+	shot.take("coinbase-consent")
+	run(t, ctx, "authorize at Coinbase", chromedp.Click(chromedp.CSS(`button[value=allow]`)), chromedp.WaitVisible(chromedp.CSS(".notice")))
+	if got := text(t, ctx, ".notice"); !strings.Contains(got, "Coinbase is connected. Its first sync has started") {
+		t.Fatalf("after authorizing at Coinbase: %q", got)
+	}
+	if got := text(t, ctx, ".connections"); !strings.Contains(got, "Main Binance") || !strings.Contains(got, "Coinbase") {
+		t.Fatalf("connections after Coinbase: %q", got)
+	}
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.HasPrefix(loc, h.ts.URL+"/connect?") || !strings.Contains(loc, "state=state-1f3a") {
+		t.Fatalf("back from Coinbase at %s, not in the partner's flow", loc)
+	}
+	shot.take("coinbase-connected")
+	// Its first sync reads Coinbase with the tokens the consent gave.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+		user, err := h.db.UserByEmail(context.Background(), email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := h.db.ListConnections(context.Background(), user.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) == 2 && list[1].Type == "oauth2" && list[1].Status == "active" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Coinbase connection did not sync: %+v", list[len(list)-1])
+		}
+	}
+
 	// Consent.
 	run(t, ctx, "continue", chromedp.Click(chromedp.CSS(".next a")), chromedp.WaitVisible(chromedp.CSS(`button[value=allow]`)))
 	if got := text(t, ctx, "h1"); !strings.Contains(got, "Allow Acme Budget to read your accounts?") {
 		t.Fatalf("consent title: %q", got)
 	}
-	if got := text(t, ctx, "main"); !strings.Contains(got, "Main Binance") || !strings.Contains(got, "transaction history") {
+	if got := text(t, ctx, "main"); !strings.Contains(got, "Main Binance") || !strings.Contains(got, "Coinbase") || !strings.Contains(got, "transaction history") {
 		t.Fatalf("consent page: %q", got)
 	}
 	shot.take("consent")
@@ -226,7 +292,7 @@ func TestBrowserFlow(t *testing.T) {
 	if status != http.StatusOK || who.UserID != user.ID || who.ClientID != h.client.ID {
 		t.Fatalf("API call with the access token: %d %+v", status, who)
 	}
-	if status, labels := h.providers(tok.AccessToken); status != http.StatusOK || len(labels) != 1 || labels[0] != "Main Binance" {
+	if status, labels := h.providers(tok.AccessToken); status != http.StatusOK || len(labels) != 2 || labels[0] != "Main Binance" || labels[1] != "Coinbase" {
 		t.Fatalf("GET /accounts/v2/providers with the access token: %d %v", status, labels)
 	}
 	old := *tok
@@ -268,5 +334,6 @@ func TestBrowserFlow(t *testing.T) {
 		t.Fatalf("API call after the consent was revoked: %d", status)
 	}
 
-	h.noSecretsInLogs(password, creds["secret_key"], "not-the-secret-0000", got.Get("code"), tok.RefreshToken, renewed.AccessToken)
+	h.noSecretsInLogs(password, creds["secret_key"], "not-the-secret-0000", got.Get("code"), tok.RefreshToken, renewed.AccessToken,
+		"cb-client-secret", cbsim.LoginPassword)
 }

@@ -28,13 +28,14 @@ import (
 	"github.com/opencalico/opencalico/provider/coinbase"
 	"github.com/opencalico/opencalico/provider/kraken"
 	binancesim "github.com/opencalico/opencalico/provider/sim/binance"
+	cbsim "github.com/opencalico/opencalico/provider/sim/coinbase"
 	"github.com/opencalico/opencalico/secrets"
 	"github.com/opencalico/opencalico/store"
 	"github.com/opencalico/opencalico/syncer"
 )
 
 // oauthOnly is a catalog entry that can only be connected through the provider's own OAuth
-// consent, which the widget does not offer yet.
+// consent, for which this server has no OAuth client: the widget shows it as coming soon.
 type oauthOnly struct{}
 
 func (oauthOnly) Provider() opencalico.Provider {
@@ -95,6 +96,9 @@ type harness struct {
 	ts       *httptest.Server
 	auth     *oauth.Server
 	sim      *binancesim.Simulator
+	cb       *cbsim.Simulator // Coinbase, connected through its OAuth consent
+	cbURL    string
+	conns    *connections.Service
 	partner  *partner
 	client   *opencalico.Client
 	oauthCfg *oauth2.Config
@@ -143,10 +147,30 @@ func newHarness(t *testing.T, withSync bool) *harness {
 	h.sim = binancesim.New(binancesim.Options{Seed: 3, Trades: 12, Deposits: 3, Withdrawals: 2, Years: 1})
 	simTS := httptest.NewServer(h.sim.Handler())
 	t.Cleanup(simTS.Close)
+	var handler http.Handler
+	h.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(h.ts.Close)
+
+	// Coinbase through its OAuth consent: the simulator knows this server as an OAuth client
+	// whose redirect URI is the widget's return page.
+	h.cb = cbsim.New(cbsim.Options{Seed: 4, Accounts: 1, Events: 15, Years: 1})
+	h.cb.RegisterOAuthClient(cbsim.OAuthClient{ID: "opencalico-test", Secret: "cb-client-secret",
+		RedirectURIs: []string{h.ts.URL + connect.ReturnPath}})
+	cbTS := httptest.NewServer(h.cb.Handler())
+	t.Cleanup(cbTS.Close)
+	h.cbURL = cbTS.URL
+	cbOAuth, err := coinbase.NewOAuth(coinbase.OAuthConfig{ClientID: "opencalico-test", ClientSecret: "cb-client-secret",
+		RedirectURI: h.ts.URL + connect.ReturnPath, APIBaseURL: cbTS.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cbAdapter := &coinbase.OAuthAdapter{Adapter: coinbase.New(coinbase.Options{BaseURL: cbTS.URL}),
+		Tokens: coinbase.NewTokenSource(cbOAuth, db, sealer, coinbase.TokenSourceOptions{})}
+
 	registry := provider.NewRegistry(
 		binance.New(binance.Options{BaseURL: simTS.URL}),
 		kraken.New(kraken.Options{BaseURL: "http://127.0.0.1:1"}),
-		coinbase.New(coinbase.Options{BaseURL: "http://127.0.0.1:1"}),
+		cbAdapter,
 		oauthOnly{},
 	)
 	engine, err := syncer.New(syncer.Config{Workers: 1, InsertOnly: !withSync, FetchPollInterval: 100 * time.Millisecond}, db, registry, sealer, log)
@@ -164,18 +188,17 @@ func newHarness(t *testing.T, withSync bool) *harness {
 		})
 	}
 
-	var handler http.Handler
-	h.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
-	t.Cleanup(h.ts.Close)
 	h.auth, err = oauth.New(ctx, oauth.Config{Issuer: h.ts.URL, Log: log}, db, sealer)
 	if err != nil {
 		t.Fatal(err)
 	}
 	conns, err := connections.New(connections.Config{Store: db, Sealer: sealer, Providers: registry, Sync: engine,
-		FingerprintKey: []byte("0123456789abcdef0123456789abcdef"), Log: log})
+		FingerprintKey: []byte("0123456789abcdef0123456789abcdef"), Log: log,
+		OAuth: map[opencalico.ProviderID]connections.OAuthClient{coinbase.ID: connections.NewOAuthClient(cbOAuth, cbAdapter)}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.conns = conns
 	widget, err := connect.New(connect.Config{OAuth: h.auth, Users: db, Connections: conns, Log: log})
 	if err != nil {
 		t.Fatal(err)

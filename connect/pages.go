@@ -38,6 +38,9 @@ type page struct {
 	HelpURL     string
 	Consents    []consentItem
 	Scope       []string
+	// FormTargets are the origins besides this one that the page's forms may end up at
+	// (through a redirect): the provider's consent page.
+	FormTargets []string
 }
 
 type hidden struct{ Name, Value string }
@@ -50,7 +53,10 @@ type providerItem struct {
 	ID, Name, Kind, Initial string
 	Link                    string // "" when it cannot be connected here yet
 	ComingSoon              bool
-	Type                    opencalico.AuthType
+	Type                    opencalico.AuthType // the form's auth type (api_key or wallet), "" for none
+	// OAuth: it can be connected through its own consent page, at OAuthOrigin.
+	OAuth       bool
+	OAuthOrigin string
 }
 
 type fieldItem struct {
@@ -91,6 +97,9 @@ func parsePages() (map[string]*template.Template, error) {
 // render writes a page with the common fields and the security headers.
 func (w *Widget) render(f *flow, status int, name string, p *page) {
 	p.Client = f.req.Client.Name
+	if f.user != nil && p.Error == "" {
+		p.Error = w.sessions.takeAlert(f.cookie)
+	}
 	p.User = f.user
 	p.CSRF = csrfToken(w.csrfKey, f.cookie)
 	p.Action = flowURL(f.r, "", "", "")
@@ -120,20 +129,26 @@ func (w *Widget) render(f *flow, status int, name string, p *page) {
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", contentSecurityPolicy(name == "consent", f.req.RedirectURI))
+	targets := p.FormTargets
+	if name == "consent" {
+		targets = append(targets, sourceOf(f.req.RedirectURI))
+	}
+	h.Set("Content-Security-Policy", contentSecurityPolicy(targets...))
 	f.w.WriteHeader(status)
 	_, _ = f.w.Write(buf.Bytes())
 }
 
 // contentSecurityPolicy is the widget's policy: no script at all, styles and images from this
-// origin only, forms posted to this origin only. The consent page also lets its form go on to
-// the partner's redirect URI: Chromium applies form-action to the redirects that follow a
-// form submission, so the 303 to the partner after "Allow" or "Deny" would otherwise be
-// blocked (and the person left on an error page).
-func contentSecurityPolicy(consent bool, redirectURI string) string {
+// origin only, forms posted to this origin only. Chromium applies form-action to the
+// redirects that follow a form submission, so a page whose form is answered with a redirect
+// elsewhere names that place in targets (CSP source expressions; "" is skipped): the consent
+// page the partner's redirect URI (the 303 after "Allow" or "Deny"), a provider's page the
+// provider's consent origin (the 303 after "Connect with Coinbase"). Otherwise the person
+// would be left on an error page.
+func contentSecurityPolicy(targets ...string) string {
 	formAction := "'self'"
-	if consent {
-		if src := sourceOf(redirectURI); src != "" {
+	for _, src := range targets {
+		if src != "" {
 			formAction += " " + src
 		}
 	}
@@ -195,14 +210,14 @@ func (w *Widget) pick(f *flow, q string) []providerItem {
 		if needle != "" && !strings.Contains(strings.ToLower(pr.Name), needle) && !strings.Contains(string(pr.ID), needle) {
 			continue
 		}
-		out = append(out, providerView(f, pr))
+		out = append(out, w.providerView(f, pr))
 	}
 	slices.SortFunc(out, func(a, b providerItem) int { return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) })
 	return out
 }
 
-// connectable returns the auth type the widget can connect p with: an API key or a wallet
-// address (the provider's own OAuth consent is not available yet).
+// connectable returns the auth type the widget's form connects p with: an API key or a wallet
+// address. The provider's own OAuth consent is offered besides (providerView).
 func connectable(p opencalico.Provider) (opencalico.AuthType, bool) {
 	for _, t := range p.AuthTypes {
 		if t == opencalico.AuthAPIKey || t == opencalico.AuthWallet {
@@ -212,10 +227,18 @@ func connectable(p opencalico.Provider) (opencalico.AuthType, bool) {
 	return "", false
 }
 
-func providerView(f *flow, p opencalico.Provider) providerItem {
+// providerView is a catalog entry as the picker and the provider page show it: connectable
+// with a form, through the provider's consent (when this server has an OAuth client for it),
+// both, or neither ("Coming soon").
+func (w *Widget) providerView(f *flow, p opencalico.Provider) providerItem {
 	it := providerItem{ID: string(p.ID), Name: p.Name, Kind: string(p.Kind), Initial: initial(p.Name)}
 	if t, ok := connectable(p); ok {
 		it.Type = t
+	}
+	if p.Supports(opencalico.AuthOAuth2) {
+		it.OAuthOrigin, it.OAuth = w.cfg.Connections.OAuthReady(p.ID)
+	}
+	if it.Type != "" || it.OAuth {
 		it.Link = flowURL(f.r, "provider", string(p.ID), "")
 	} else {
 		it.ComingSoon = true
@@ -264,17 +287,21 @@ func (w *Widget) showProvider(f *flow, status int, id opencalico.ProviderID, p *
 		w.showHome(f, http.StatusNotFound, &page{Error: "This provider is not offered here. Pick one from the list."})
 		return
 	}
-	it := providerView(f, pr)
+	it := w.providerView(f, pr)
 	p.Provider = &it
 	if p.Title == "" {
 		p.Title = "Connect " + pr.Name
+	}
+	if it.OAuth {
+		// "Connect with …" is answered with a redirect to the provider's consent page.
+		p.FormTargets = append(p.FormTargets, it.OAuthOrigin)
 	}
 	if it.ComingSoon {
 		w.render(f, status, "provider", p)
 		return
 	}
 	for _, m := range pr.AuthMetaData {
-		if m.AuthType != it.Type {
+		if it.Type == "" || m.AuthType != it.Type {
 			continue
 		}
 		p.HelpURL = safeHelpURL(m.HelpURL)

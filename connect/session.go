@@ -24,8 +24,10 @@ import (
 type session struct {
 	userID  string
 	expires time.Time
-	// flash is a one-time notice shown on the next page ("Binance connected").
+	// flash is a one-time notice shown on the next page ("Binance connected"); alert is a
+	// one-time error ("You did not authorize Coinbase").
 	flash string
+	alert string
 }
 
 type sessionStore struct {
@@ -90,6 +92,28 @@ func (s *sessionStore) setFlash(id, msg string) {
 	if sess, ok := s.byHash[hashID(id)]; ok {
 		sess.flash = msg
 	}
+}
+
+// setAlert records an error for the session's next page.
+func (s *sessionStore) setAlert(id, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sess, ok := s.byHash[hashID(id)]; ok {
+		sess.alert = msg
+	}
+}
+
+// takeAlert returns the session's error and forgets it.
+func (s *sessionStore) takeAlert(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, ok := s.byHash[hashID(id)]
+	if !ok {
+		return ""
+	}
+	msg := sess.alert
+	sess.alert = ""
+	return msg
 }
 
 // takeFlash returns the session's notice and forgets it.

@@ -61,6 +61,12 @@ type Connections interface {
 	Add(ctx context.Context, req connections.AddRequest) (*opencalico.Connection, error)
 	List(ctx context.Context, userID string) ([]*opencalico.Connection, error)
 	Remove(ctx context.Context, userID, connectionID string) error
+	// The provider's own OAuth consent (see oauth.go).
+	OAuthReady(id opencalico.ProviderID) (origin string, ok bool)
+	StartOAuth(ctx context.Context, req connections.OAuthStart) (string, error)
+	PendingOAuth(ctx context.Context, state string) (*connections.PendingOAuth, error)
+	CompleteOAuth(ctx context.Context, req connections.OAuthCompletion) (*connections.OAuthResult, error)
+	CancelOAuth(ctx context.Context, userID string, providerID opencalico.ProviderID, state string) (string, error)
 }
 
 // Config configures the widget.
@@ -145,10 +151,12 @@ type Router interface {
 	Handle(pattern string, h http.Handler)
 }
 
-// Mount adds the widget's static files (GET /connect/static/…). The pages themselves are
+// Mount adds the widget's static files (GET /connect/static/…) and the page providers'
+// OAuth consents return to (GET /connect/oauth/return, see oauth.go). The other pages are
 // reached through the OAuth server's /connect and /oauth/authorize routes.
 func (w *Widget) Mount(r Router) {
 	r.Handle("GET /connect/static/", w.static)
+	r.Handle("GET "+ReturnPath, http.HandlerFunc(w.serveReturn))
 }
 
 // flow is one request to the widget: the authorization request and who is signed in.
@@ -253,6 +261,8 @@ func (w *Widget) handlePost(f *flow) {
 		w.redirect(f, "", "")
 	case "connect":
 		w.connect(f)
+	case "oauth_start":
+		w.startOAuth(f)
 	case "remove":
 		w.remove(f)
 	case "consent":

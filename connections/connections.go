@@ -36,9 +36,11 @@ type Store interface {
 	DeleteConnection(ctx context.Context, userID, id string) error
 }
 
-// Sealer seals credentials bound to a connection id (*secrets.Sealer).
+// Sealer seals credentials bound to a connection id, and opens them (*secrets.Sealer). The
+// PKCE verifier of a provider consent is sealed too, under "oauth-state:<state hash>".
 type Sealer interface {
 	SealCredentials(connectionID string, creds map[string]string) (opencalico.SealedSecret, error)
+	OpenCredentials(sealed opencalico.SealedSecret) (map[string]string, error)
 }
 
 // Enqueuer queues a connection's first sync inside the caller's transaction (*syncer.Engine).
@@ -56,9 +58,18 @@ type Config struct {
 	// same for every process of a deployment and never change, or the same key could be
 	// linked twice.
 	FingerprintKey []byte
-	// VerifyTimeout bounds the live check of credentials (default 20 s).
+	// VerifyTimeout bounds the live check of credentials (default 20 s), and the token
+	// exchange of a provider consent.
 	VerifyTimeout time.Duration
 	Log           *slog.Logger
+	// OAuth are the OAuth2 clients this server has registered with providers, by provider
+	// id: the providers that can be connected through their own consent (see oauth.go).
+	OAuth map[opencalico.ProviderID]OAuthClient
+	// OAuthStore keeps the states of provider consents; default Store when it has them
+	// (*store.Store does). Required with OAuth.
+	OAuthStore OAuthStore
+	// Now is the clock of consent states; nil is time.Now.
+	Now func() time.Time
 }
 
 // Service adds, lists and removes connections. It is safe for concurrent use.
@@ -75,6 +86,15 @@ func New(cfg Config) (*Service, error) {
 	case len(cfg.FingerprintKey) < KeySize:
 		return nil, fmt.Errorf("connections: the fingerprint key must have at least %d bytes", KeySize)
 	}
+	if cfg.OAuthStore == nil {
+		cfg.OAuthStore, _ = cfg.Store.(OAuthStore)
+	}
+	if len(cfg.OAuth) > 0 && cfg.OAuthStore == nil {
+		return nil, errors.New("connections: OAuth clients need a store for consent states")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.VerifyTimeout <= 0 {
 		cfg.VerifyTimeout = 20 * time.Second
 	}
@@ -85,6 +105,8 @@ func New(cfg Config) (*Service, error) {
 	cfg.FingerprintKey = append([]byte(nil), cfg.FingerprintKey...)
 	return &Service{cfg: cfg, log: log}, nil
 }
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
 
 // The field names of AuthMetaData that the service knows how to use.
 const (
@@ -164,7 +186,7 @@ func (s *Service) Add(ctx context.Context, req AddRequest) (*opencalico.Connecti
 		return nil, fail(opencalico.EUnsupportedConnectionType, "%s does not accept connections of this type; use one of %s.", p.Name, authTypeList(p.AuthTypes))
 	}
 	if t == opencalico.AuthOAuth2 {
-		return nil, fail(opencalico.EUnsupportedConnectionType, "Connecting to %s through its own sign-in page is not available yet.", p.Name)
+		return nil, fail(opencalico.EUnsupportedConnectionType, "A connection to %s through its own sign-in page is made with StartOAuth, not Add.", p.Name)
 	}
 	meta, ok := Fields(p, t)
 	if !ok {

@@ -242,6 +242,8 @@ var availableOps = []string{
 	"GET /accounts/v2/refresh/{refresh_id}", "GET /accounts/v2/transactions", "POST /accounts/v2/transactions/refresh",
 	"GET /accounts/v2/transactions/sync", "GET /oauth/authorize", "GET /connect", "POST /oauth/token",
 	"POST /oauth/revoke", "GET /.well-known/oauth-authorization-server", "GET /.well-known/jwks.json",
+	"POST /sandbox/users", "GET /sandbox/credentials", "GET /sandbox/callback",
+	"POST /accounts/v2/oauth/callback/{provider_id}",
 }
 
 const plannedSentence = "Planned: not served yet; the server answers 404 not_found."

@@ -26,6 +26,7 @@ Usage:
   opencalico keys rotate            re-wrap every stored secret under a new master key
   opencalico clients create|list|delete   manage the partner clients of the OAuth server
   opencalico sim [flags]            run the provider simulators on loopback ports
+  opencalico demo                   start a sandbox server and walk through the API with it
   opencalico version                print the version
 
 Every flag can also be set by an environment variable OPENCALICO_<FLAG>, with dashes as
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSim(ctx, args[1:], stdout, stderr)
 	case "clients":
 		return runClients(ctx, args[1:], stdout, stderr)
+	case "demo":
+		return runDemo(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "opencalico %s (%s)\n", opencalico.Version, runtime.Version())
 		return nil

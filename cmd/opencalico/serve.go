@@ -41,6 +41,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		sync            syncFlags
 		af              adapterFlags
 		issuer          string
+		sandbox         bool
 	)
 	sf.register(fs)
 	kf.register(fs)
@@ -54,6 +55,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.BoolVar(&migrate, "migrate", true, "apply pending database migrations at start")
 	fs.StringVar(&issuer, "issuer", "", "public base URL of the server, the OAuth issuer (default http://<addr>)")
+	fs.BoolVar(&sandbox, "sandbox", false, "sandbox mode: run the exchange simulators in-process, point the adapters at them, register a sandbox client and serve /sandbox/* (never with --env production)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -62,6 +64,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if role != "all" && role != "api" && role != "worker" {
 		return fmt.Errorf("--role %q: want all, api or worker", role)
+	}
+	if sandbox && environment == "production" {
+		return errors.New("--sandbox is refused with --env production: the sandbox hands out tokens without consent")
+	}
+	if sandbox && role != "all" {
+		return errors.New("--sandbox needs --role all: the simulators run inside the one process")
 	}
 	log, err := lf.logger(stderr)
 	if err != nil {
@@ -108,6 +116,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	adapters := af.registry()
+	var sims *sandboxSims
+	if sandbox {
+		if sims, err = startSandboxSims("127.0.0.1"); err != nil {
+			return err
+		}
+		defer sims.close()
+		adapters = sims.registry(adapters, &af, log)
+	}
 	engine, err := syncer.New(sync.config(role == "api"), db, adapters, sealer, log)
 	if err != nil {
 		return err
@@ -116,6 +132,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Sync: engine, FingerprintKey: fingerprintKey, Log: log})
 	if err != nil {
 		return err
+	}
+	var sbClient *sandboxClient
+	if sims != nil {
+		if sbClient, err = ensureSandboxClient(ctx, db, issuer, sf.dataDir); err != nil {
+			return err
+		}
 	}
 	widget, err := connect.New(connect.Config{OAuth: authServer, Users: db, Connections: conns,
 		SecureCookies: strings.HasPrefix(issuer, "https://"), Log: log})
@@ -135,6 +157,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	widget.Mount(srv)
 	srv.MountV2(api.V2{Store: db, Catalog: adapters, Authenticate: authServer.Authenticate,
 		CursorKey: derivedKey(fingerprintKey, "opencalico/cursor/v1"), Syncs: engine, Connections: conns})
+	if sims != nil {
+		if err := sims.mount(srv, db, authServer, sbClient, stdout); err != nil {
+			return err
+		}
+	}
 	serveErr := listenAndServe(ctx, log, addr, srv, shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
