@@ -26,6 +26,7 @@ import (
 
 	"github.com/opencalico/opencalico"
 	"github.com/opencalico/opencalico/api"
+	"github.com/opencalico/opencalico/connect"
 	"github.com/opencalico/opencalico/oauth"
 	"github.com/opencalico/opencalico/provider"
 	"github.com/opencalico/opencalico/provider/binance"
@@ -75,6 +76,27 @@ type sandboxSims struct {
 	urls map[opencalico.ProviderID]string
 	// creds are the credentials listed by GET /sandbox/credentials.
 	creds map[opencalico.ProviderID]api.SandboxProviderCredentials
+	// coinbase is the Coinbase simulator, whose OAuth server sandbox mode registers with.
+	coinbase *coinbasesim.Simulator
+}
+
+// The sandbox's OAuth client at the Coinbase simulator. The simulator's login takes
+// user1@coinbase-sim.example (and user2…) with the password sim-password.
+const (
+	sandboxCoinbaseClientID     = "opencalico-sandbox"
+	sandboxCoinbaseClientSecret = "opencalico-sandbox-secret"
+)
+
+// coinbaseOAuth registers the server's return page with the Coinbase simulator and returns
+// the client to reach it, so that sandbox users can connect Coinbase through its consent.
+// An explicit OPENCALICO_PROVIDER_COINBASE_BASE_URL wins: then there is no simulated consent.
+func (sb *sandboxSims) coinbaseOAuth(issuer string) *coinbaseOAuthClient {
+	if os.Getenv(provider.BaseURLEnv(coinbase.ID)) != "" {
+		return nil
+	}
+	sb.coinbase.RegisterOAuthClient(coinbasesim.OAuthClient{ID: sandboxCoinbaseClientID, Secret: sandboxCoinbaseClientSecret,
+		RedirectURIs: []string{strings.TrimRight(issuer, "/") + connect.ReturnPath}})
+	return &coinbaseOAuthClient{ID: sandboxCoinbaseClientID, Secret: sandboxCoinbaseClientSecret, APIBaseURL: sb.urls[coinbase.ID]}
 }
 
 // startSandboxSims starts the simulators on loopback ports of host.
@@ -132,6 +154,7 @@ func startSandboxSims(host string) (*sandboxSims, error) {
 		sb.close()
 		return nil, err
 	}
+	sb.coinbase = c
 	return sb, nil
 }
 

@@ -116,6 +116,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	adapters := af.registry()
+	cbClient := coinbaseOAuthFromEnv()
 	var sims *sandboxSims
 	if sandbox {
 		if sims, err = startSandboxSims("127.0.0.1"); err != nil {
@@ -123,13 +124,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer sims.close()
 		adapters = sims.registry(adapters, &af, log)
+		if cbClient == nil {
+			cbClient = sims.coinbaseOAuth(issuer)
+		}
+	}
+	adapters, oauthClients, err := withCoinbaseOAuth(adapters, cbClient, issuer, db, sealer)
+	if err != nil {
+		return err
 	}
 	engine, err := syncer.New(sync.config(role == "api"), db, adapters, sealer, log)
 	if err != nil {
 		return err
 	}
 	conns, err := connections.New(connections.Config{Store: db, Sealer: sealer, Providers: adapters,
-		Sync: engine, FingerprintKey: fingerprintKey, Log: log})
+		Sync: engine, FingerprintKey: fingerprintKey, OAuth: oauthClients, Log: log})
 	if err != nil {
 		return err
 	}
