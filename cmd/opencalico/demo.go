@@ -361,7 +361,7 @@ func demoStory(ctx context.Context, srv *demoServer, out io.Writer, terminal boo
 	if err := api.call(ctx, http.MethodGet, "/accounts/v2/assets?group_by=asset&limit=100", nil, &assets); err != nil {
 		return fmt.Errorf("GET /accounts/v2/assets: %w", err)
 	}
-	say("4. GET /accounts/v2/assets?group_by=asset    portfolio (%d assets; values are null until prices are wired)", len(assets.Assets))
+	say("4. GET /accounts/v2/assets?group_by=asset    portfolio (%d assets; — where no price is known)", len(assets.Assets))
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "   ASSET\tQUANTITY\tVALUE\t SOURCES\t")
 	for _, a := range assets.Assets {

@@ -40,6 +40,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		role            string
 		sync            syncFlags
 		af              adapterFlags
+		pf              priceFlags
 		issuer          string
 		sandbox         bool
 	)
@@ -47,6 +48,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	kf.register(fs)
 	lf.register(fs)
 	af.register(fs)
+	pf.register(fs)
 	sync.register(fs)
 	fs.StringVar(&role, "role", "all", "all, api or worker: api serves requests and queues syncs, worker runs syncs (and answers /healthz, /readyz, /metrics), all does both")
 	fs.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on")
@@ -132,7 +134,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	engine, err := syncer.New(sync.config(role == "api"), db, adapters, sealer, log)
+	priceURL := ""
+	if sims != nil {
+		if priceURL, err = sims.startPriceSim("127.0.0.1"); err != nil {
+			return err
+		}
+		pf.callsPerMinute = 600
+	}
+	valuer, err := pf.valuer(db, priceURL)
+	if err != nil {
+		return err
+	}
+	syncCfg := sync.config(role == "api")
+	syncCfg.Valuer = valuer
+	engine, err := syncer.New(syncCfg, db, adapters, sealer, log)
 	if err != nil {
 		return err
 	}
@@ -164,7 +179,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	authServer.Mount(srv)
 	widget.Mount(srv)
 	srv.MountV2(api.V2{Store: db, Catalog: adapters, Authenticate: authServer.Authenticate,
-		CursorKey: derivedKey(fingerprintKey, "opencalico/cursor/v1"), Syncs: engine, Connections: conns})
+		CursorKey: derivedKey(fingerprintKey, "opencalico/cursor/v1"), Syncs: engine, Connections: conns, Valuer: valuer})
 	if sims != nil {
 		if err := sims.mount(srv, db, authServer, sbClient, stdout); err != nil {
 			return err
