@@ -573,8 +573,9 @@ func (h *v2Handlers) transactionViews(ctx context.Context, txns []*opencalico.Tr
 }
 
 type changesCursor struct {
-	Seq int64  `json:"s"`
-	ID  string `json:"i"`
+	Seq  int64  `json:"s"`
+	ID   string `json:"i"`
+	Base int64  `json:"b"` // where the reader's walk began (store.ChangeKey.Base)
 }
 
 func (h *v2Handlers) changes(w http.ResponseWriter, r *http.Request) {
@@ -614,7 +615,8 @@ func (h *v2Handlers) changesFor(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	set, err := h.d.Store.Changes(ctx, store.ChangesFilter{UserID: p.UserID, After: store.ChangeKey{Seq: after.Seq, ID: after.ID}, Limit: lp.limit})
+	set, err := h.d.Store.Changes(ctx, store.ChangesFilter{UserID: p.UserID,
+		After: store.ChangeKey{Seq: after.Seq, ID: after.ID, Base: after.Base}, Limit: lp.limit})
 	if err != nil {
 		return err
 	}
@@ -626,7 +628,7 @@ func (h *v2Handlers) changesFor(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	next, err := h.cursors.encode("changes", bind, changesCursor{Seq: set.Next.Seq, ID: set.Next.ID})
+	next, err := h.cursors.encode("changes", bind, changesCursor{Seq: set.Next.Seq, ID: set.Next.ID, Base: set.Next.Base})
 	if err != nil {
 		return err
 	}

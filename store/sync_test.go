@@ -135,3 +135,42 @@ func TestNetByAssetIsExact(t *testing.T) {
 		}
 	})
 }
+
+// TestChangesWalkFromTheStart reads the feed from the beginning, a row at a time, after some
+// transactions were changed: each is new to this reader, so each must come as added, even
+// those whose change comes late in the walk; once caught up, a change is a modification.
+func TestChangesWalkFromTheStart(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		u := mustUser(t, s, "w@x")
+		c := mustConnection(t, s, u.ID, "kraken")
+		if _, err := s.UpsertTransactions(ctx, []*opencalico.Transaction{trade(c.ID, "a", t0, "1"), trade(c.ID, "b", t0, "1"), trade(c.ID, "c", t0, "1")}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.UpsertTransactions(ctx, []*opencalico.Transaction{trade(c.ID, "a", t0, "2")}); err != nil {
+			t.Fatal(err)
+		}
+		var key ChangeKey
+		added, modified := 0, 0
+		for {
+			set, err := s.Changes(ctx, ChangesFilter{UserID: u.ID, After: key, Limit: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			added, modified, key = added+len(set.Added), modified+len(set.Modified), set.Next
+			if !set.HasMore {
+				break
+			}
+		}
+		if added != 3 || modified != 0 {
+			t.Fatalf("walk from the start: %d added, %d modified; want 3 added", added, modified)
+		}
+		if _, err := s.UpsertTransactions(ctx, []*opencalico.Transaction{trade(c.ID, "b", t0, "3")}); err != nil {
+			t.Fatal(err)
+		}
+		set, err := s.Changes(ctx, ChangesFilter{UserID: u.ID, After: key})
+		if err != nil || len(set.Added) != 0 || len(set.Modified) != 1 {
+			t.Fatalf("after catching up: %+v %v", set, err)
+		}
+	})
+}

@@ -501,6 +501,12 @@ func (s *Store) loadLegs(ctx context.Context, txns []*opencalico.Transaction) er
 type ChangeKey struct {
 	Seq int64
 	ID  string
+	// Base is the sequence the reader was caught up to when it began the walk this key
+	// belongs to: everything created up to Base it has seen, so a later change to such a
+	// transaction is a modification, and anything created after Base is new to it. The
+	// order of the feed is by change, not by creation, so the key's own Seq cannot tell:
+	// a transaction created early and changed late comes late in the walk, never seen.
+	Base int64
 }
 
 // ChangesFilter selects a page of a user's changes feed.
@@ -588,9 +594,14 @@ func (s *Store) Changes(ctx context.Context, f ChangesFilter) (ChangeSet, error)
 		changes, set.HasMore = changes[:limit], true
 	}
 	if len(changes) == 0 {
+		set.Next.Base = set.Next.Seq // caught up
 		return set, nil
 	}
 	set.Next = changes[len(changes)-1].key
+	set.Next.Base = k.Base
+	if !set.HasMore {
+		set.Next.Base = set.Next.Seq // the walk is over: the reader has everything up to here
+	}
 
 	var ids []any
 	for _, c := range changes {
@@ -633,8 +644,8 @@ func (s *Store) Changes(ctx context.Context, f ChangesFilter) (ChangeSet, error)
 			// and will be reported on a later page.
 			continue
 		}
-		// The client has seen the creation iff (created_seq, id) ≤ the cursor.
-		if c.createdSeq > k.Seq || (c.createdSeq == k.Seq && c.key.ID > k.ID) {
+		// The reader has seen the creation iff it happened by the start of its walk.
+		if c.createdSeq > k.Base {
 			set.Added = append(set.Added, t)
 		} else {
 			set.Modified = append(set.Modified, t)
