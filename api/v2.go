@@ -46,12 +46,12 @@ func (s *Server) MountV2(d V2) {
 	}
 	route("GET /accounts/v2/providers/supported", h.supported)
 	route("GET /accounts/v2/providers", h.listConnections)
-	route("POST /accounts/v2/providers", h.idempotent(h.addProvider))
-	route("DELETE /accounts/v2/providers", h.removeProviders)
-	route("POST /accounts/v2/oauth/callback/{provider_id}", h.callback)
+	route("POST /accounts/v2/providers", h.idempotent(h.handler(h.addProviderFor)))
+	route("DELETE /accounts/v2/providers", h.handler(h.removeProvidersFor))
+	route("POST /accounts/v2/oauth/callback/{provider_id}", h.handler(h.callbackFor))
 	route("GET /accounts/v2/assets", h.assets)
-	route("GET /accounts/v2/transactions", h.transactions)
-	route("GET /accounts/v2/transactions/sync", h.changes)
+	route("GET /accounts/v2/transactions", h.handler(h.transactionsFor))
+	route("GET /accounts/v2/transactions/sync", h.handler(h.changesFor))
 	route("POST /accounts/v2/assets/refresh", h.idempotent(h.refreshAssets))
 	route("POST /accounts/v2/transactions/refresh", h.idempotent(h.refreshTransactions))
 	route("GET /accounts/v2/refresh/{refresh_id}", h.refreshStatus)
@@ -62,6 +62,16 @@ type v2Handlers struct {
 	d       V2
 	cursors cursorCodec
 	limiter *tokenLimiter
+}
+
+// handler turns a handler that returns its error into one that answers it, so that each
+// handler reads as the steps of its request and every failure takes one path.
+func (h *v2Handlers) handler(fn func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			h.s.writeError(w, r, err)
+		}
+	}
 }
 
 type versionKey struct{}
@@ -463,12 +473,6 @@ type transactionCursor struct {
 	ID string    `json:"i"`
 }
 
-func (h *v2Handlers) transactions(w http.ResponseWriter, r *http.Request) {
-	if err := h.transactionsFor(w, r); err != nil {
-		h.s.writeError(w, r, err)
-	}
-}
-
 func (h *v2Handlers) transactionsFor(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	q := r.URL.Query()
@@ -576,12 +580,6 @@ type changesCursor struct {
 	Seq  int64  `json:"s"`
 	ID   string `json:"i"`
 	Base int64  `json:"b"` // where the reader's walk began (store.ChangeKey.Base)
-}
-
-func (h *v2Handlers) changes(w http.ResponseWriter, r *http.Request) {
-	if err := h.changesFor(w, r); err != nil {
-		h.s.writeError(w, r, err)
-	}
 }
 
 func (h *v2Handlers) changesFor(w http.ResponseWriter, r *http.Request) error {

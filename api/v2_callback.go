@@ -58,12 +58,6 @@ func (h *v2Handlers) startOAuth(w http.ResponseWriter, r *http.Request, p *oauth
 }
 
 // callback is POST /accounts/v2/oauth/callback/{provider_id}?state=…&code=….
-func (h *v2Handlers) callback(w http.ResponseWriter, r *http.Request) {
-	if err := h.callbackFor(w, r); err != nil {
-		h.s.writeError(w, r, err)
-	}
-}
-
 func (h *v2Handlers) callbackFor(w http.ResponseWriter, r *http.Request) error {
 	p, err := principal(r)
 	if err != nil {

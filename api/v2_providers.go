@@ -35,12 +35,6 @@ type addProvidersRequest struct {
 	} `json:"connection"`
 }
 
-func (h *v2Handlers) addProvider(w http.ResponseWriter, r *http.Request) {
-	if err := h.addProviderFor(w, r); err != nil {
-		h.s.writeError(w, r, err)
-	}
-}
-
 func (h *v2Handlers) addProviderFor(w http.ResponseWriter, r *http.Request) error {
 	p, err := principal(r)
 	if err != nil {
@@ -79,12 +73,6 @@ func (h *v2Handlers) addProviderFor(w http.ResponseWriter, r *http.Request) erro
 	view := connectionOf(c, h.catalogEntry(c.ProviderID))
 	writeData(w, http.StatusCreated, map[string]any{"added": true, "redirect_url": nil, "connection": view}, nil, nil)
 	return nil
-}
-
-func (h *v2Handlers) removeProviders(w http.ResponseWriter, r *http.Request) {
-	if err := h.removeProvidersFor(w, r); err != nil {
-		h.s.writeError(w, r, err)
-	}
 }
 
 // removeProvidersFor removes the named connections, or every connection of the named
