@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -174,6 +175,12 @@ func (c *apiClient) callPaged(ctx context.Context, path string, out, full any) e
 }
 
 func (c *apiClient) do(ctx context.Context, method, path string, body, out, full any) error {
+	return c.doAttempt(ctx, method, path, body, out, full, 0)
+}
+
+// doAttempt is one try of do; a read refused for the request budget (429) is tried again
+// after Retry-After, up to three times.
+func (c *apiClient) doAttempt(ctx context.Context, method, path string, body, out, full any, retries int) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -200,6 +207,16 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out, full
 		return err
 	}
 	defer res.Body.Close()
+	if res.StatusCode == http.StatusTooManyRequests && method == http.MethodGet && retries < 3 {
+		// The per-token budget is spent: wait as the server asks, as any client should.
+		wait, _ := strconv.Atoi(res.Header.Get("Retry-After"))
+		select {
+		case <-time.After(time.Duration(min(max(wait, 1), 60)) * time.Second):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return c.doAttempt(ctx, method, path, body, out, full, retries+1)
+	}
 	raw, err := io.ReadAll(res.Body)
 	if err != nil {
 		return err
@@ -418,8 +435,12 @@ func legs(ls []demoLeg) string {
 // terminal the lines of one poll replace those of the last.
 func followRefresh(ctx context.Context, api *apiClient, refreshID string, names map[string]string, out io.Writer, terminal bool) error {
 	last := map[string]string{}
+	// counted caches each connection's row count by the time of its last history read: the
+	// count pages through every transaction, which is too much to repeat at every poll.
+	counted := map[string]int{}
 	drawn := 0
-	tick := time.NewTicker(200 * time.Millisecond)
+	// Two requests a poll, twice a second, stay well inside the per-token request budget.
+	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		rows := map[string]string{}
@@ -457,9 +478,14 @@ func followRefresh(ctx context.Context, api *apiClient, refreshID string, names 
 			if c.Status == "pending" || c.Status == "syncing" || c.TransactionsSyncedAt == nil {
 				settled = false
 			} else {
-				n, err := countTransactions(ctx, api, c.ConnectionID)
-				if err != nil {
-					return err
+				key := c.ConnectionID + "@" + *c.TransactionsSyncedAt
+				n, ok := counted[key]
+				if !ok {
+					var err error
+					if n, err = countTransactions(ctx, api, c.ConnectionID); err != nil {
+						return err
+					}
+					counted[key] = n
 				}
 				line += fmt.Sprintf("  rows %d", n)
 			}
