@@ -243,6 +243,9 @@ func (s *Store) DeleteConnection(ctx context.Context, userID, id string) error {
 		if err != nil {
 			return err
 		}
+		if err := s.unlinkTransfersOfTx(ctx, tx, userID, id, seq); err != nil {
+			return err
+		}
 		now := micros(s.now())
 		// Children before parents: the foreign keys are checked even though they cascade, and
 		// explicit deletes do not depend on SQLite's foreign_keys pragma being on.

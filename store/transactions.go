@@ -202,10 +202,15 @@ func (s *Store) upsertChunk(ctx context.Context, tx *sql.Tx, chunk []*opencalico
 	}
 	query := `INSERT INTO transactions (` + transactionInsertColumns + `) VALUES ` + v.b.String() + `
 		ON CONFLICT (connection_id, external_id) DO UPDATE SET
-			provider_id = excluded.provider_id, type = excluded.type, category = excluded.category,
+			provider_id = excluded.provider_id, type = excluded.type,
 			subcategory = excluded.subcategory, provider_type = excluded.provider_type, status = excluded.status,
 			ts = excluded.ts, tx_hash = excluded.tx_hash, chain = excluded.chain, from_address = excluded.from_address,
-			to_address = excluded.to_address, description = excluded.description, transfer_id = excluded.transfer_id,
+			to_address = excluded.to_address, description = excluded.description,
+			-- A side linked to a transfer stays linked when its provider corrects it: the link
+			-- is ours, not the provider's, and the provider's category is kept aside.
+			transfer_id = CASE WHEN transactions.transfer_id <> '' THEN transactions.transfer_id ELSE excluded.transfer_id END,
+			category = CASE WHEN transactions.transfer_id <> '' THEN transactions.category ELSE excluded.category END,
+			category_before_link = CASE WHEN transactions.transfer_id <> '' THEN excluded.category ELSE transactions.category_before_link END,
 			content_hash = excluded.content_hash, change_seq = excluded.change_seq, updated_at = excluded.updated_at
 		WHERE transactions.content_hash <> excluded.content_hash
 		RETURNING id, connection_id, external_id, created_seq, created_at`

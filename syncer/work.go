@@ -15,6 +15,7 @@ import (
 	"github.com/opencalico/opencalico"
 	"github.com/opencalico/opencalico/provider"
 	"github.com/opencalico/opencalico/store"
+	"github.com/opencalico/opencalico/transfer"
 )
 
 type balancesWorker struct {
@@ -137,6 +138,16 @@ func (e *Engine) readHistory(ctx context.Context, c *opencalico.Connection, a pr
 	var incomplete *provider.IncompleteError
 	if histErr != nil && !errors.As(histErr, &incomplete) {
 		return histErr
+	}
+
+	// Link this connection's sends and receives with the user's other connections'. A
+	// failure here costs only the links, which the next sync makes.
+	linker := transfer.Linker{Store: e.store, Log: e.log}
+	if _, err := linker.Link(ctx, c.UserID, c.ID); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		e.log.WarnContext(ctx, "linking transfers", "connection_id", c.ID, "err", err.Error())
 	}
 
 	detail := opencalico.StatusDetail{}

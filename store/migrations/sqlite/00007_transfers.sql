@@ -1,0 +1,21 @@
+-- Transfers between a user's own connections, SQLite flavour. Keep in step with
+-- ../postgres/00007_transfers.sql.
+
+-- +goose Up
+-- A linked side keeps the category its provider gave it, so that unlinking (when the other
+-- side's connection is removed) restores it; the row's category then reads 'transfer'.
+ALTER TABLE transactions ADD COLUMN category_before_link TEXT NOT NULL DEFAULT '';
+-- The linker looks up the opposite side of a movement by its on-chain hash, and the sides
+-- without a hash (exchanges that do not report one) by time: both among unlinked sends and
+-- receives only, which is what these partial indexes hold.
+CREATE INDEX transactions_unlinked_hash ON transactions (user_id, tx_hash)
+    WHERE transfer_id = '' AND tx_hash <> '' AND type IN ('send', 'receive');
+CREATE INDEX transactions_unlinked_hashless ON transactions (user_id, ts)
+    WHERE transfer_id = '' AND tx_hash = '' AND type IN ('send', 'receive');
+CREATE INDEX transactions_transfer ON transactions (user_id, transfer_id) WHERE transfer_id <> '';
+
+-- +goose Down
+DROP INDEX transactions_transfer;
+DROP INDEX transactions_unlinked_hashless;
+DROP INDEX transactions_unlinked_hash;
+ALTER TABLE transactions DROP COLUMN category_before_link;

@@ -1,0 +1,196 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/opencalico/opencalico"
+	"github.com/shopspring/decimal"
+)
+
+// TransferSide is a transaction that may be one side of a movement between two of a user's
+// connections: an unlinked send or receive of one asset that did not fail.
+type TransferSide struct {
+	ID           string
+	ConnectionID string
+	Type         opencalico.TransactionType // send or receive
+	Timestamp    time.Time
+	TxHash       string
+	AssetSymbol  string
+	Amount       decimal.Decimal
+	// Fee is what the side's fees took of the same asset (an exchange's withdrawal fee).
+	Fee decimal.Decimal
+}
+
+// transferSideSelect reads transfer sides with their legs; one row per leg. The WHERE
+// clauses that follow repeat the partial indexes' predicates so that the planners use them.
+const transferSideSelect = `SELECT t.id, t.connection_id, t.type, t.ts, t.tx_hash, l.side, l.asset_symbol, l.amount
+	FROM transactions t JOIN transaction_legs l ON l.transaction_id = t.id
+	WHERE t.user_id = ? AND t.transfer_id = '' AND t.type IN ('send', 'receive') AND t.status <> 'failed'`
+
+// UnlinkedTransferSides returns the connection's unlinked sends and receives.
+func (s *Store) UnlinkedTransferSides(ctx context.Context, userID, connectionID string) ([]TransferSide, error) {
+	return s.transferSides(ctx, transferSideSelect+` AND t.connection_id = ?`, userID, connectionID)
+}
+
+// UnlinkedTransferSidesByHash returns the user's unlinked sends and receives outside the
+// connection whose tx_hash is one of hashes (exactly as given: callers pass the spellings
+// they accept).
+func (s *Store) UnlinkedTransferSidesByHash(ctx context.Context, userID, exceptConnection string, hashes []string) ([]TransferSide, error) {
+	var out []TransferSide
+	const chunk = 500
+	for start := 0; start < len(hashes); start += chunk {
+		part := hashes[start:min(start+chunk, len(hashes))]
+		args := []any{userID, exceptConnection}
+		for _, h := range part {
+			args = append(args, h)
+		}
+		got, err := s.transferSides(ctx, transferSideSelect+` AND t.tx_hash <> '' AND t.connection_id <> ? AND t.tx_hash IN (`+placeholders(len(part))+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+	}
+	return out, nil
+}
+
+// UnlinkedTransferSidesBetween returns the user's unlinked sends and receives outside the
+// connection with a timestamp in [from, to]; with hashless, only those without a tx_hash.
+func (s *Store) UnlinkedTransferSidesBetween(ctx context.Context, userID, exceptConnection string, from, to time.Time, hashless bool) ([]TransferSide, error) {
+	q := transferSideSelect + ` AND t.connection_id <> ? AND t.ts >= ? AND t.ts <= ?`
+	if hashless {
+		q += ` AND t.tx_hash = ''`
+	}
+	return s.transferSides(ctx, q, userID, exceptConnection, micros(from), micros(to))
+}
+
+// transferSides assembles sides from rows of transferSideSelect; a transaction with more
+// than one value leg (or a leg of the wrong side) is not a side.
+func (s *Store) transferSides(ctx context.Context, query string, args ...any) ([]TransferSide, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(query+` ORDER BY t.id`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: reading transfer sides: %w", err)
+	}
+	defer rows.Close()
+	type acc struct {
+		side      TransferSide
+		legs      int
+		badLeg    bool
+		feeByAsst map[string]decimal.Decimal
+	}
+	var order []*acc
+	byID := map[string]*acc{}
+	for rows.Next() {
+		var (
+			id, conn, typ, hash, legSide, asset, amount string
+			ts                                          int64
+		)
+		if err := rows.Scan(&id, &conn, &typ, &ts, &hash, &legSide, &asset, &amount); err != nil {
+			return nil, fmt.Errorf("store: reading transfer sides: %w", err)
+		}
+		a := byID[id]
+		if a == nil {
+			a = &acc{side: TransferSide{ID: id, ConnectionID: conn, Type: opencalico.TransactionType(typ), Timestamp: fromMicros(ts), TxHash: hash},
+				feeByAsst: map[string]decimal.Decimal{}}
+			byID[id] = a
+			order = append(order, a)
+		}
+		amt, err := decimal.NewFromString(amount)
+		if err != nil {
+			return nil, fmt.Errorf("store: reading transfer sides: amount of %s: %w", id, err)
+		}
+		switch {
+		case legSide == sideFee:
+			a.feeByAsst[asset] = a.feeByAsst[asset].Add(amt)
+		case (legSide == sideIn) == (a.side.Type == opencalico.TypeSend):
+			a.legs++
+			a.side.AssetSymbol, a.side.Amount = asset, amt
+		default:
+			a.badLeg = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: reading transfer sides: %w", err)
+	}
+	out := make([]TransferSide, 0, len(order))
+	for _, a := range order {
+		if a.legs != 1 || a.badLeg {
+			continue
+		}
+		a.side.Fee = a.feeByAsst[a.side.AssetSymbol]
+		out = append(out, a.side)
+	}
+	return out, nil
+}
+
+// LinkTransfer links two unlinked transactions of the user as the two sides of one movement:
+// both get transferID and the category transfer (their own category kept aside), and both
+// count as modified in the changes feed. It reports false, changing nothing, when either was
+// linked meanwhile (by a sync of another connection) or is gone.
+func (s *Store) LinkTransfer(ctx context.Context, userID, a, b, transferID string) (bool, error) {
+	linked := false
+	err := s.InTx(ctx, func(tx *sql.Tx) error {
+		seq, err := s.nextChangeSeq(ctx, tx, userID)
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE transactions SET transfer_id = ?, category_before_link = category,
+			category = 'transfer', change_seq = ?, updated_at = ?
+			WHERE user_id = ? AND id IN (?, ?) AND transfer_id = ''`), transferID, seq, micros(s.now()), userID, a, b)
+		if err != nil {
+			return fmt.Errorf("store: linking a transfer: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("store: linking a transfer: %w", err)
+		}
+		if n != 2 {
+			return errNotLinked
+		}
+		linked = true
+		return nil
+	})
+	if errors.Is(err, errNotLinked) {
+		return false, nil
+	}
+	return linked, err
+}
+
+var errNotLinked = errors.New("store: transfer not linked")
+
+// unlinkTransfersOfTx undoes the links of a connection's transactions on the other sides
+// (the connection is being removed): they get their own category back.
+func (s *Store) unlinkTransfersOfTx(ctx context.Context, tx *sql.Tx, userID, connectionID string, seq int64) error {
+	_, err := tx.ExecContext(ctx, s.q(`UPDATE transactions SET transfer_id = '', category = category_before_link,
+		category_before_link = '', change_seq = ?, updated_at = ?
+		WHERE user_id = ? AND connection_id <> ? AND transfer_id <> '' AND transfer_id IN
+			(SELECT transfer_id FROM transactions WHERE connection_id = ? AND transfer_id <> '')`),
+		seq, micros(s.now()), userID, connectionID, connectionID)
+	if err != nil {
+		return fmt.Errorf("store: unlinking transfers: %w", err)
+	}
+	return nil
+}
+
+// HashSpellings are the spellings of an on-chain hash that providers use for one transaction:
+// as given, lower case, and with and without the 0x prefix of EVM chains.
+func HashSpellings(h string) []string {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return nil
+	}
+	lower := strings.ToLower(h)
+	bare := strings.TrimPrefix(lower, "0x")
+	out := []string{h}
+	for _, v := range []string{lower, bare, "0x" + bare} {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
