@@ -57,6 +57,10 @@ type providerItem struct {
 	// OAuth: it can be connected through its own consent page, at OAuthOrigin.
 	OAuth       bool
 	OAuthOrigin string
+	// Wallet: the form takes a public address; Chains are the chains to choose from when
+	// the provider reads several.
+	Wallet bool
+	Chains []string
 }
 
 type fieldItem struct {
@@ -234,6 +238,10 @@ func (w *Widget) providerView(f *flow, p opencalico.Provider) providerItem {
 	it := providerItem{ID: string(p.ID), Name: p.Name, Kind: string(p.Kind), Initial: initial(p.Name)}
 	if t, ok := connectable(p); ok {
 		it.Type = t
+		it.Wallet = t == opencalico.AuthWallet
+		if it.Wallet && len(p.Chains) > 1 {
+			it.Chains = p.Chains
+		}
 	}
 	if p.Supports(opencalico.AuthOAuth2) {
 		it.OAuthOrigin, it.OAuth = w.cfg.Connections.OAuthReady(p.ID)

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -216,11 +217,23 @@ func (s *Service) Add(ctx context.Context, req AddRequest) (*opencalico.Connecti
 		}
 		creds[f.Name] = v
 	}
-	acct := provider.Account{UserID: req.UserID, Chain: strings.TrimSpace(req.Chain)}
+	acct := provider.Account{UserID: req.UserID, Chain: strings.ToLower(strings.TrimSpace(req.Chain))}
 	var identity string
 	switch t {
 	case opencalico.AuthWallet:
+		if acct.Chain, err = walletChain(p, acct.Chain); err != nil {
+			return nil, err
+		}
 		acct.Address = creds[FieldAddress]
+		// The address is checked here, before the provider is called or anything stored,
+		// and kept in its canonical spelling.
+		if v, ok := adapter.(provider.AddressValidator); ok {
+			canonical, err := v.ValidateAddress(acct.Chain, acct.Address)
+			if err != nil {
+				return nil, withProvider(err, p.ID)
+			}
+			acct.Address = canonical
+		}
 		identity = acct.Address
 		delete(creds, FieldAddress)
 	default:
@@ -272,6 +285,42 @@ func (s *Service) Add(ctx context.Context, req AddRequest) (*opencalico.Connecti
 	}
 	s.log.InfoContext(ctx, "connection added", "connection_id", c.ID, "user_id", c.UserID, "provider_id", string(p.ID), "type", string(t))
 	return c, nil
+}
+
+// walletChain resolves the chain of a wallet connection: the one asked for, which the provider
+// must read, or the provider's first (its main chain) when none is named.
+func walletChain(p opencalico.Provider, chain string) (string, error) {
+	if chain == "" {
+		if len(p.Chains) > 0 {
+			return p.Chains[0], nil
+		}
+		return "", nil
+	}
+	if len(p.Chains) > 0 && !slices.Contains(p.Chains, chain) {
+		e := opencalico.Errorf(opencalico.EBadRequest, "%s reads the chains %s, not %q.", p.Name, strings.Join(p.Chains, ", "), truncate(chain, 40))
+		e.ProviderID = p.ID
+		return "", e
+	}
+	return chain, nil
+}
+
+// withProvider names the provider on an application error that does not name one yet.
+func withProvider(err error, id opencalico.ProviderID) error {
+	var ae *opencalico.Error
+	if errors.As(err, &ae) && ae.ProviderID == "" {
+		out := *ae
+		out.ProviderID = id
+		return &out
+	}
+	return err
+}
+
+// truncate shortens what a user sent before it is quoted back.
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n]) + "…"
 }
 
 // verify checks the credentials with the provider. Its errors are the adapter's when they

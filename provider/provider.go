@@ -78,6 +78,14 @@ type Adapter interface {
 	History(ctx context.Context, a Account, from Cursors, sink Sink) error
 }
 
+// AddressValidator is implemented by the adapters of wallet connections. ValidateAddress
+// checks what a user gives on one of the provider's chains — format, checksum and network —
+// before anything is stored or called, and returns its canonical spelling (so that one
+// address typed two ways is one connection), or an error with code EInvalidAddress.
+type AddressValidator interface {
+	ValidateAddress(chain, address string) (string, error)
+}
+
 // PendingCreditor is implemented by adapters whose provider books a pending credit in the
 // reported balance at once (Coinbase does). Reconciliation then counts pending outputs; by
 // default it counts a pending transaction's inputs and fees only, as most exchanges debit a

@@ -3,8 +3,10 @@ package main
 import (
 	"github.com/opencalico/opencalico/provider"
 	"github.com/opencalico/opencalico/provider/binance"
+	"github.com/opencalico/opencalico/provider/bitcoin"
 	"github.com/opencalico/opencalico/provider/coinbase"
 	"github.com/opencalico/opencalico/provider/kraken"
+	"github.com/opencalico/opencalico/provider/solana"
 )
 
 // adapterFlags configure the provider adapters. Base URLs are not flags: each adapter reads
@@ -25,5 +27,7 @@ func (c *adapterFlags) registry() *provider.Registry {
 		binance.New(binance.Options{LimitKey: c.egressAddress}),
 		kraken.New(kraken.Options{}),
 		coinbase.New(coinbase.Options{}),
+		bitcoin.New(bitcoin.Options{}),
+		solana.New(solana.Options{}),
 	)
 }

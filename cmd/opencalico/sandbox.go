@@ -30,16 +30,20 @@ import (
 	"github.com/opencalico/opencalico/oauth"
 	"github.com/opencalico/opencalico/provider"
 	"github.com/opencalico/opencalico/provider/binance"
+	"github.com/opencalico/opencalico/provider/bitcoin"
 	"github.com/opencalico/opencalico/provider/coinbase"
 	"github.com/opencalico/opencalico/provider/kraken"
 	binancesim "github.com/opencalico/opencalico/provider/sim/binance"
 	coinbasesim "github.com/opencalico/opencalico/provider/sim/coinbase"
+	esplorasim "github.com/opencalico/opencalico/provider/sim/esplora"
 	krakensim "github.com/opencalico/opencalico/provider/sim/kraken"
+	solanasim "github.com/opencalico/opencalico/provider/sim/solana"
+	"github.com/opencalico/opencalico/provider/solana"
 	"github.com/opencalico/opencalico/store"
 )
 
-// Sandbox mode (serve --sandbox) runs the Binance, Kraken and Coinbase simulators in the
-// server's process, on loopback ports, and points the adapters at them — except where
+// Sandbox mode (serve --sandbox) runs the Binance, Kraken and Coinbase simulators, and the
+// Bitcoin (Esplora) and Solana (JSON-RPC) ones, in the server's process, on loopback ports, and points the adapters at them — except where
 // OPENCALICO_PROVIDER_<ID>_BASE_URL is set, which always wins. Each simulator holds seeded
 // accounts:
 //
@@ -155,14 +159,73 @@ func startSandboxSims(host string) (*sandboxSims, error) {
 		return nil, err
 	}
 	sb.coinbase = c
+
+	// Bitcoin: a single bech32 address and a BIP84 zpub wallet, whose funds lie past unused
+	// addresses (the gap limit finds them).
+	e := esplorasim.New(esplorasim.Options{Seed: sandboxSeed, Transactions: sandboxWalletTxs, Pending: 1,
+		Years: sandboxYears, RequestsPerSecond: sandboxWalletRate})
+	ecreds := e.Credentials()
+	single, zpub := ecreds[2]["address"], ecreds[6]["address"] // esplorasim.Kinds: p2wpkh, zpub
+	if err := sb.addWallets(host, bitcoin.ProviderID, e.Handler(), []api.SandboxCredential{
+		{Label: "Bitcoin address (bech32)", Connection: wallet(single, bitcoin.Chain)},
+		{Label: "Bitcoin wallet (zpub, gap limit 20)", Connection: wallet(zpub, bitcoin.Chain)},
+	}, []api.SandboxCredential{
+		{Label: "Address with a wrong checksum", Case: string(opencalico.EInvalidAddress), Connection: wallet(breakChecksum(single), bitcoin.Chain)},
+		// BIP173's own testnet vector: a valid address of another network.
+		{Label: "Testnet address", Case: string(opencalico.EInvalidAddress), Connection: wallet("tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx", bitcoin.Chain)},
+	}); err != nil {
+		sb.close()
+		return nil, err
+	}
+
+	// Solana.
+	so := solanasim.New(solanasim.Options{Seed: sandboxSeed, Accounts: 2, Transactions: sandboxWalletTxs, RequestsPerSecond: sandboxWalletRate})
+	socreds := so.Credentials()
+	if err := sb.addWallets(host, solana.ProviderID, so.Handler(), []api.SandboxCredential{
+		{Label: "Solana wallet 1", Connection: wallet(socreds[0]["address"], "solana")},
+		{Label: "Solana wallet 2", Connection: wallet(socreds[1]["address"], "solana")},
+	}, []api.SandboxCredential{
+		{Label: "Not a Solana address", Case: string(opencalico.EInvalidAddress), Connection: wallet(breakChecksum(socreds[0]["address"])+"0OIl", "solana")},
+	}); err != nil {
+		sb.close()
+		return nil, err
+	}
 	return sb, nil
 }
 
-// add serves one provider's simulator and lists its credentials: creds are the seeded
-// accounts (0 and 1 good, 2 revoked, 3 given a wrong secret), limited the rate-limited
-// account's.
-func (sb *sandboxSims) add(host string, id opencalico.ProviderID, h http.Handler, creds []map[string]string,
-	limited map[string]string, wrong func(string) string) error {
+// The sizes of the simulated wallets, and the rate their simulated nodes allow (the adapters
+// are given the same): a first sync takes a few seconds.
+const (
+	sandboxWalletTxs  = 60
+	sandboxWalletRate = 50
+)
+
+// wallet is a wallet connection object.
+func wallet(address, chain string) map[string]string {
+	return map[string]string{"type": string(opencalico.AuthWallet), "address": address, "chain": chain}
+}
+
+// breakChecksum changes the last character of an address, which its checksum catches.
+func breakChecksum(a string) string {
+	last := a[len(a)-1]
+	repl := byte('q')
+	if last == 'q' {
+		repl = 'p'
+	}
+	return a[:len(a)-1] + string(repl)
+}
+
+// addWallets serves a blockchain's simulator and lists its wallets.
+func (sb *sandboxSims) addWallets(host string, id opencalico.ProviderID, h http.Handler, good, bad []api.SandboxCredential) error {
+	if err := sb.serve(host, id, h); err != nil {
+		return err
+	}
+	sb.creds[id] = api.SandboxProviderCredentials{Good: good, Bad: bad}
+	return nil
+}
+
+// serve runs a simulator on a loopback port of host.
+func (sb *sandboxSims) serve(host string, id opencalico.ProviderID, h http.Handler) error {
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return err
@@ -171,7 +234,17 @@ func (sb *sandboxSims) add(host string, id opencalico.ProviderID, h http.Handler
 	sb.servers = append(sb.servers, hs)
 	go func() { _ = hs.Serve(ln) }()
 	sb.urls[id] = "http://" + ln.Addr().String()
+	return nil
+}
 
+// add serves one provider's simulator and lists its credentials: creds are the seeded
+// accounts (0 and 1 good, 2 revoked, 3 given a wrong secret), limited the rate-limited
+// account's.
+func (sb *sandboxSims) add(host string, id opencalico.ProviderID, h http.Handler, creds []map[string]string,
+	limited map[string]string, wrong func(string) string) error {
+	if err := sb.serve(host, id, h); err != nil {
+		return err
+	}
 	conn := func(c map[string]string) map[string]string {
 		return map[string]string{"type": string(opencalico.AuthAPIKey), "api_key": c["api_key"], "secret_key": c["secret_key"]}
 	}
@@ -244,6 +317,10 @@ func sandboxAdapter(id opencalico.ProviderID, baseURL string, af *adapterFlags) 
 		return kraken.New(kraken.Options{BaseURL: baseURL, DecayPerSecond: sandboxKrakenDecay})
 	case coinbase.ID:
 		return coinbase.New(coinbase.Options{BaseURL: baseURL})
+	case bitcoin.ProviderID:
+		return bitcoin.New(bitcoin.Options{BaseURL: baseURL, RequestsPerSecond: sandboxWalletRate})
+	case solana.ProviderID:
+		return solana.New(solana.Options{BaseURL: baseURL, RequestsPerSecond: sandboxWalletRate})
 	}
 	panic("sandbox: no simulator for " + string(id))
 }

@@ -13,7 +13,9 @@ import (
 	"github.com/opencalico/opencalico/provider"
 	binancesim "github.com/opencalico/opencalico/provider/sim/binance"
 	coinbasesim "github.com/opencalico/opencalico/provider/sim/coinbase"
+	esplorasim "github.com/opencalico/opencalico/provider/sim/esplora"
 	krakensim "github.com/opencalico/opencalico/provider/sim/kraken"
+	solanasim "github.com/opencalico/opencalico/provider/sim/solana"
 )
 
 // simulated is one running simulator: what `opencalico sim` prints for it.
@@ -36,7 +38,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	)
 	fs.StringVar(&host, "host", "127.0.0.1", "loopback address to listen on")
 	fs.Int64Var(&seed, "seed", 1, "seed of the synthetic accounts: the same seed gives the same accounts")
-	fs.IntVar(&accounts, "accounts", 1, "accounts per simulator")
+	fs.IntVar(&accounts, "accounts", 1, "accounts per simulator (the Bitcoin one seeds at least one wallet of each address and key kind)")
 	fs.IntVar(&events, "events", 0, "events per account (0: each simulator's default, a few thousand)")
 	fs.Float64Var(&factor, "clock-factor", 1, "run the simulators' clock this many times faster (rate-limit windows shrink alike)")
 	if err := parseFlags(fs, args); err != nil {
@@ -61,7 +63,10 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	for _, cr := range b.Credentials() {
 		bcreds = append(bcreds, cr)
 	}
-	sims := []sim{{"binance", b.Handler(), bcreds}, {"kraken", k.Handler(), k.Credentials()}, {"coinbase", c.Handler(), c.Credentials()}}
+	e := esplorasim.New(esplorasim.Options{Seed: seed, Clock: clock, Wallets: max(accounts, len(esplorasim.Kinds)), Transactions: events})
+	so := solanasim.New(solanasim.Options{Seed: seed, Clock: clock, Accounts: accounts, Transactions: events})
+	sims := []sim{{"binance", b.Handler(), bcreds}, {"kraken", k.Handler(), k.Credentials()}, {"coinbase", c.Handler(), c.Credentials()},
+		{"bitcoin", e.Handler(), e.Credentials()}, {"solana", so.Handler(), so.Credentials()}}
 
 	errc := make(chan error, len(sims))
 	var servers []*http.Server

@@ -170,6 +170,17 @@ func ValidateWallet(s string) (string, error) {
 	return ValidateAddress(s)
 }
 
+// ValidateAddress implements provider.AddressValidator: an address or an extended public key
+// on the bitcoin chain, in canonical form.
+func (ad *Adapter) ValidateAddress(chain, address string) (string, error) {
+	if chain != "" && chain != Chain {
+		return "", opencalico.Errorf(opencalico.EBadRequest, "The bitcoin provider reads the chain %q only, not %q.", Chain, chain)
+	}
+	return ValidateWallet(address)
+}
+
+var _ provider.AddressValidator = (*Adapter)(nil)
+
 // wallet is an account resolved: one address, or an extended key and the addresses derived
 // from it so far.
 type wallet struct {

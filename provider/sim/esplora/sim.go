@@ -228,6 +228,24 @@ func (s *Simulator) Mine(wallet int) {
 	}
 }
 
+// Pay books a payment of sats from outside to a receive address of the wallet, confirmed in a
+// new block stamped at (which should follow the wallet's history), and returns its txid: an
+// exchange's withdrawal arriving, for tests that link the two.
+func (s *Simulator) Pay(wallet int, sats int64, at time.Time) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.wallets[wallet]
+	tx := &simTx{txid: w.txid(), fee: 1_000}
+	tx.vout = []txOut{{w.address(0), sats}}
+	tx.vin = []txIn{{w.txid(), 0, w.external(), sats + tx.fee}}
+	s.tip++
+	tx.confirmed, tx.height, tx.blockTime = true, s.tip, at.Unix()
+	w.book(tx)
+	tx.render()
+	s.index(tx)
+	return tx.txid
+}
+
 // Truth returns wallet i's ground truth.
 func (s *Simulator) Truth(i int) Truth {
 	s.mu.Lock()

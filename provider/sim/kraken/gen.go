@@ -222,6 +222,10 @@ func (a *account) withdrawal(t tick) bool {
 		return false
 	}
 	amount := a.fraction(asset, avail)
+	if asset == "XXBT" {
+		// Kraken books bitcoin to 10 decimals, but what leaves on chain is whole satoshis.
+		amount = amount.Truncate(8)
+	}
 	if !amount.IsPositive() {
 		return false
 	}
