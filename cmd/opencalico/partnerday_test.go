@@ -82,6 +82,85 @@ func walkTransactions(t *testing.T, user *apiClient, query string) []dayTransact
 	}
 }
 
+// posKey is a position: a connection's asset.
+type posKey struct{ conn, asset string }
+
+// allPositions reads every position, limit per page, and checks each comes once.
+func allPositions(t *testing.T, user *apiClient, limit int) map[posKey]decimal.Decimal {
+	t.Helper()
+	positions := map[posKey]decimal.Decimal{}
+	cursor := ""
+	for {
+		path := fmt.Sprintf("/accounts/v2/assets?limit=%d", limit)
+		if cursor != "" {
+			path += "&cursor=" + url.QueryEscape(cursor)
+		}
+		var data struct {
+			Assets []struct {
+				ConnectionID string `json:"connection_id"`
+				AssetSymbol  string `json:"asset_symbol"`
+				Quantity     string `json:"quantity"`
+			} `json:"assets"`
+		}
+		var full dayPage
+		if err := user.callPaged(context.Background(), path, &data, &full); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range data.Assets {
+			k := posKey{a.ConnectionID, a.AssetSymbol}
+			if _, dup := positions[k]; dup {
+				t.Fatalf("position %v twice", k)
+			}
+			positions[k] = decimal.RequireFromString(a.Quantity)
+		}
+		if !full.Page.HasMore {
+			return positions
+		}
+		cursor = *full.Page.NextCursor
+	}
+}
+
+// historyNet sums the transactions per connection and asset as providers book balances:
+// failed moves nothing (a reverted on-chain transaction, whose fee was paid, is confirmed
+// with the category fee), pending debits count, pending credits count only at Coinbase
+// (which books them at once).
+func historyNet(all []dayTransaction) map[posKey]decimal.Decimal {
+	net := map[posKey]decimal.Decimal{}
+	add := func(tx dayTransaction, legs []dayLeg, sign int64) {
+		for _, l := range legs {
+			k := posKey{tx.ConnectionID, l.AssetSymbol}
+			net[k] = net[k].Add(decimal.RequireFromString(l.Amount).Mul(decimal.NewFromInt(sign)))
+		}
+	}
+	for _, tx := range all {
+		if tx.Status == "failed" {
+			continue
+		}
+		add(tx, tx.Inputs, -1)
+		add(tx, tx.Fees.Items, -1)
+		if tx.Status == "confirmed" || tx.ProviderID == "coinbase" {
+			add(tx, tx.Outputs, 1)
+		}
+	}
+	return net
+}
+
+// checkNetEqualsPositions compares both ways: an asset in one and not the other is an error
+// unless it is zero.
+func checkNetEqualsPositions(t *testing.T, net, positions map[posKey]decimal.Decimal) {
+	t.Helper()
+	for k, v := range net {
+		if !v.Equal(positions[k]) {
+			t.Errorf("%v: history nets %s, position %s", k, v, positions[k])
+		}
+	}
+	for k, v := range positions {
+		if !v.Equal(net[k]) {
+			t.Errorf("%v: position %s, history nets %s", k, v, net[k])
+		}
+	}
+}
+
 // TestPartnerDay walks a partner's whole day against a sandbox server, through the HTTP API
 // only: a sandbox user, three exchanges connected and a bad key refused, a refresh waited
 // for, every asset and every transaction page read, the history checked against the
@@ -160,73 +239,14 @@ func TestPartnerDay(t *testing.T) {
 		}
 	}
 
-	// Every position, a few per page.
-	type posKey struct{ conn, asset string }
-	positions := map[posKey]decimal.Decimal{}
-	cursor := ""
-	for {
-		path := "/accounts/v2/assets?limit=4"
-		if cursor != "" {
-			path += "&cursor=" + url.QueryEscape(cursor)
-		}
-		var data struct {
-			Assets []struct {
-				ConnectionID string `json:"connection_id"`
-				AssetSymbol  string `json:"asset_symbol"`
-				Quantity     string `json:"quantity"`
-			} `json:"assets"`
-		}
-		var full dayPage
-		if err := user.callPaged(ctx, path, &data, &full); err != nil {
-			t.Fatal(err)
-		}
-		for _, a := range data.Assets {
-			k := posKey{a.ConnectionID, a.AssetSymbol}
-			if _, dup := positions[k]; dup {
-				t.Fatalf("position %v twice", k)
-			}
-			positions[k] = decimal.RequireFromString(a.Quantity)
-		}
-		if !full.Page.HasMore {
-			break
-		}
-		cursor = *full.Page.NextCursor
-	}
-
-	// Every transaction, in pages of 37; per connection and asset, the net of the history
-	// equals the position — counted as the exchanges book balances: failed moves nothing,
-	// pending debits count, pending credits count only at Coinbase (which books them at once).
+	// Every position, a few per page; every transaction, in pages of 37; per connection and
+	// asset, the net of the history equals the position.
+	positions := allPositions(t, user, 4)
 	all := walkTransactions(t, user, "limit=37")
 	if len(all) < 300 {
 		t.Fatalf("only %d transactions", len(all))
 	}
-	net := map[posKey]decimal.Decimal{}
-	add := func(tx dayTransaction, legs []dayLeg, sign int64) {
-		for _, l := range legs {
-			k := posKey{tx.ConnectionID, l.AssetSymbol}
-			net[k] = net[k].Add(decimal.RequireFromString(l.Amount).Mul(decimal.NewFromInt(sign)))
-		}
-	}
-	for _, tx := range all {
-		if tx.Status == "failed" {
-			continue
-		}
-		add(tx, tx.Inputs, -1)
-		add(tx, tx.Fees.Items, -1)
-		if tx.Status == "confirmed" || tx.ProviderID == "coinbase" {
-			add(tx, tx.Outputs, 1)
-		}
-	}
-	for k, v := range net {
-		if !v.Equal(positions[k]) {
-			t.Errorf("%v: history nets %s, position %s", k, v, positions[k])
-		}
-	}
-	for k, v := range positions {
-		if !v.Equal(net[k]) {
-			t.Errorf("%v: position %s, history nets %s", k, v, net[k])
-		}
-	}
+	checkNetEqualsPositions(t, historyNet(all), positions)
 
 	// Filters.
 	for _, tx := range walkTransactions(t, user, "types=receive&limit=50") {

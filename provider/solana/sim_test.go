@@ -208,29 +208,6 @@ func TestAdapterAgainstSimulator(t *testing.T) {
 	}
 }
 
-func TestResume(t *testing.T) {
-	f := newFixture(t, 350)
-	ad := f.adapter(Options{})
-	ctx := context.Background()
-	a := f.account(0)
-	for _, k := range []int{1, 3} {
-		r := newRead()
-		if err := ad.History(ctx, a, r.cursors, r.sink(t, k)); !errors.Is(err, errStop) {
-			t.Fatalf("k=%d: got %v, want the sink's error", k, err)
-		}
-		if r.pages != k {
-			t.Fatalf("k=%d: %d pages accepted", k, r.pages)
-		}
-		if err := ad.History(ctx, a, r.cursors, r.sink(t, -1)); err != nil {
-			t.Fatal(err)
-		}
-		if r.rows != len(r.txs) {
-			t.Errorf("k=%d: %d rows handed for %d transactions (doubles)", k, r.rows, len(r.txs))
-		}
-		checkComplete(t, r, f.sim.Truth(0))
-	}
-}
-
 func TestFaultsRecovered(t *testing.T) {
 	for _, fault := range []solsim.Fault{solsim.Fault5xx, solsim.Fault429, solsim.FaultMalformed, solsim.FaultTruncated, solsim.FaultNodeBehind} {
 		t.Run(string(fault), func(t *testing.T) {

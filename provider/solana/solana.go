@@ -2,10 +2,11 @@
 // api.mainnet-beta.solana.com, or any RPC provider's URL): SOL and SPL token balances, and the
 // wallet's transaction history as the net effect of each transaction on the wallet.
 //
-// A wallet is a public key (base58, 32 bytes); no credentials. History pages the wallet's
-// signatures newest first (getSignaturesForAddress), down to the newest one already handed
-// over, then fetches each transaction (getTransaction, jsonParsed) and hands them over oldest
-// first, so that each page's cursor — its newest signature — resumes exactly.
+// A wallet is a public key (base58, 32 bytes); no credentials. History reads the signatures
+// of the wallet and of each token account it owns (getSignaturesForAddress) newest first,
+// down to the newest one already handed over, then fetches each transaction (getTransaction,
+// jsonParsed) and hands them over oldest first, so that each page's cursor — its newest
+// signature — resumes exactly. See History for why the token accounts are read too.
 package solana
 
 import (
@@ -27,14 +28,21 @@ const ProviderID opencalico.ProviderID = "solana"
 // DefaultBaseURL is the public mainnet RPC endpoint of the Solana Foundation.
 const DefaultBaseURL = "https://api.mainnet-beta.solana.com"
 
-// TokenProgramID is the SPL Token program, owner of the token accounts read for balances.
-const TokenProgramID = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
+// The token programs whose accounts a wallet owns: SPL Token, and Token-2022 (token
+// extensions), whose accounts parse alike.
+const (
+	TokenProgramID     = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
+	Token2022ProgramID = "TokenzQdBNbLqP5VEhdkAS6EjFbhs3K8ZaJk8SKvJ3Ln4WLp6Eb"
+)
+
+// TokenPrograms are the programs whose token accounts are read, in this order.
+var TokenPrograms = []string{TokenProgramID, Token2022ProgramID}
 
 // MaxSignaturesLimit is the largest limit getSignaturesForAddress accepts.
 const MaxSignaturesLimit = 1000
 
-// TxsPerPage is how many transactions a history page carries: a crash loses at most that
-// many getTransaction calls.
+// TxsPerPage is how many signatures a history page covers by default: a crash loses at most
+// that many getTransaction calls.
 const TxsPerPage = 100
 
 // Options configure the adapter. Zero values take the defaults.
@@ -52,6 +60,8 @@ type Options struct {
 	// SignaturesLimit is the limit of each getSignaturesForAddress call (default and at most
 	// 1000).
 	SignaturesLimit int
+	// PageSize is how many signatures a history page covers (default TxsPerPage).
+	PageSize int
 	// Client retry knobs (defaults of provider.Client when zero).
 	MaxAttempts    int
 	BaseDelay      time.Duration
@@ -66,6 +76,7 @@ type Adapter struct {
 	clock    provider.Clock
 	client   *provider.Client
 	sigLimit int
+	pageSize int
 }
 
 var _ provider.Adapter = (*Adapter)(nil)
@@ -87,6 +98,9 @@ func New(opts Options) *Adapter {
 	if opts.SignaturesLimit <= 0 || opts.SignaturesLimit > MaxSignaturesLimit {
 		opts.SignaturesLimit = MaxSignaturesLimit
 	}
+	if opts.PageSize <= 0 {
+		opts.PageSize = TxsPerPage
+	}
 	key := opts.BaseURL
 	if u, err := url.Parse(opts.BaseURL); err == nil && u.Host != "" {
 		key = u.Host
@@ -96,6 +110,7 @@ func New(opts Options) *Adapter {
 		limitKey: key,
 		clock:    opts.Clock,
 		sigLimit: opts.SignaturesLimit,
+		pageSize: opts.PageSize,
 		client: &provider.Client{
 			HTTP: opts.HTTP, Limiter: opts.Limiter, Classify: classify, Clock: opts.Clock,
 			MaxAttempts: opts.MaxAttempts, BaseDelay: opts.BaseDelay, MaxDelay: opts.MaxDelay,
@@ -169,8 +184,25 @@ func (ad *Adapter) Verify(ctx context.Context, a provider.Account) error {
 	return ad.call(ctx, "getBalance", []any{addr, finalized}, &bal)
 }
 
+// tokenAccounts lists the token accounts the wallet owns, of every token program. On an
+// error it returns those listed before it too, which History still reads.
+func (ad *Adapter) tokenAccounts(ctx context.Context, owner string) ([]tokenAccount, error) {
+	var all []tokenAccount
+	for _, program := range TokenPrograms {
+		var accs tokenAccountsResult
+		if err := ad.call(ctx, "getTokenAccountsByOwner", []any{owner,
+			map[string]any{"programId": program},
+			map[string]any{"encoding": "jsonParsed", "commitment": "finalized"}}, &accs); err != nil {
+			return all, err // those of the programs listed so far, with the error
+		}
+		all = append(all, accs.Value...)
+	}
+	return all, nil
+}
+
 // Balances is the wallet's SOL (its own account's lamports) and its SPL tokens (the token
-// accounts it owns, summed per mint), at finalized commitment like the history.
+// accounts it owns, of SPL Token and Token-2022, summed per mint), at finalized commitment
+// like the history.
 func (ad *Adapter) Balances(ctx context.Context, a provider.Account) ([]opencalico.Position, error) {
 	addr, err := resolveAccount(a)
 	if err != nil {
@@ -180,10 +212,8 @@ func (ad *Adapter) Balances(ctx context.Context, a provider.Account) ([]opencali
 	if err := ad.call(ctx, "getBalance", []any{addr, finalized}, &bal); err != nil {
 		return nil, err
 	}
-	var accs tokenAccountsResult
-	if err := ad.call(ctx, "getTokenAccountsByOwner", []any{addr,
-		map[string]any{"programId": TokenProgramID},
-		map[string]any{"encoding": "jsonParsed", "commitment": "finalized"}}, &accs); err != nil {
+	accs, err := ad.tokenAccounts(ctx, addr)
+	if err != nil {
 		return nil, err
 	}
 	now := ad.clock.Now().UTC()
@@ -194,7 +224,7 @@ func (ad *Adapter) Balances(ctx context.Context, a provider.Account) ([]opencali
 	}
 	out := []opencalico.Position{position(SOLSymbol, "Solana", SOLAssetID, Lamports(int64(bal.Value)))}
 	perMint := map[string]decimal.Decimal{}
-	for _, acc := range accs.Value {
+	for _, acc := range accs {
 		info := acc.Account.Data.Parsed.Info
 		amt, err := baseUnits(info.TokenAmount.Amount, info.TokenAmount.Decimals)
 		if err != nil {
@@ -215,3 +245,13 @@ func (ad *Adapter) Balances(ctx context.Context, a provider.Account) ([]opencali
 	}
 	return out, nil
 }
+
+// ValidateAddress implements provider.AddressValidator: a public key of 32 bytes in base58.
+func (ad *Adapter) ValidateAddress(chain, address string) (string, error) {
+	if chain != "" && chain != Chain {
+		return "", opencalico.Errorf(opencalico.EBadRequest, "The solana provider reads the chain %q only, not %q.", Chain, chain)
+	}
+	return ValidateAddress(address)
+}
+
+var _ provider.AddressValidator = (*Adapter)(nil)

@@ -3,6 +3,7 @@ package solana
 import (
 	"encoding/json"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -12,9 +13,10 @@ const (
 	MintUSDC = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
 	MintUSDT = "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB"
 
-	systemProgram  = "11111111111111111111111111111111"
-	tokenProgram   = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
-	lamportsPerSOL = 1_000_000_000
+	systemProgram    = "11111111111111111111111111111111"
+	tokenProgram     = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
+	token2022Program = "TokenzQdBNbLqP5VEhdkAS6EjFbhs3K8ZaJk8SKvJ3Ln4WLp6Eb"
+	lamportsPerSOL   = 1_000_000_000
 )
 
 // Kind is what a generated transaction does to the wallet.
@@ -38,11 +40,16 @@ type Truth struct {
 	Decimals map[string]int
 	Kinds    map[Kind]int
 	Count    int
+	// OwnerAbsent counts the transactions that credit one of the wallet's token accounts
+	// without listing the wallet itself among their account keys: getSignaturesForAddress
+	// of the wallet does not return them, only that of the token account.
+	OwnerAbsent int
 }
 
 type mintInfo struct {
 	mint     string
 	decimals int
+	program  string // the token program owning the mint's accounts
 }
 
 type tokenAccountState struct {
@@ -57,6 +64,8 @@ type simTx struct {
 	slot      uint64
 	blockTime int64
 	failed    bool
+	seq       int             // generation order across all wallets: ties of slot break by it
+	keys      []string        // the account keys: the addresses whose history lists it
 	body      json.RawMessage // the getTransaction result
 }
 
@@ -66,7 +75,6 @@ type wallet struct {
 	lamports uint64
 	tokens   []*tokenAccountState
 	txs      []*simTx // oldest first
-	index    map[string]int
 	kinds    map[Kind]int
 	others   []string
 }
@@ -145,14 +153,16 @@ type tokenMove struct {
 
 func (w *wallet) render(tx *simTx, accounts []account, moves []tokenMove, fee uint64, instr string) {
 	keys := make([]wireKey, len(accounts))
+	tx.keys = make([]string, len(accounts))
 	pre := make([]uint64, len(accounts))
 	post := make([]uint64, len(accounts))
 	for i, a := range accounts {
 		keys[i], pre[i], post[i] = a.key, a.pre, a.post
+		tx.keys[i] = a.key.Pubkey
 	}
 	preTok, postTok := []wireTokenBalance{}, []wireTokenBalance{}
 	for _, m := range moves {
-		b := wireTokenBalance{AccountIndex: m.index, Mint: m.mint.mint, Owner: m.owner, ProgramID: tokenProgram}
+		b := wireTokenBalance{AccountIndex: m.index, Mint: m.mint.mint, Owner: m.owner, ProgramID: m.mint.program}
 		if !m.preAbsent {
 			b.UITokenAmount = uiAmount(m.pre, m.mint.decimals)
 			preTok = append(preTok, b)
@@ -234,18 +244,56 @@ func (w *wallet) generate(n int, from, to time.Time, mints []mintInfo) {
 			amt := uint64(1 + w.rng.IntN(1_000_000_000))
 			payer, fee := w.other(), w.fee()
 			payerATA := w.key()
-			w.render(tx, []account{
-				{signer(payer), 10 * lamportsPerSOL, 10*lamportsPerSOL - fee},
-				{writable(payerATA), 2039280, 2039280},
-				{writable(ta.address), 2039280, 2039280},
-				// The owner is in the transaction (as the recipient of a transferChecked
-				// with ATA creation would be), so getSignaturesForAddress lists it.
-				{readonly(w.address), w.lamports, w.lamports},
-				{readonly(tokenProgram), 1, 1},
-			}, []tokenMove{
+			moves := []tokenMove{
 				{index: 1, mint: ta.mint, owner: payer, pre: amt * 3, post: amt * 2},
 				{index: 2, mint: ta.mint, owner: w.address, pre: ta.amount, post: ta.amount + amt, preAbsent: !ta.opened},
-			}, fee, "transferChecked")
+			}
+			if second := w.otherOpened(ta); ta.opened && second != nil && w.rng.IntN(100) < 15 {
+				// An airdrop of two tokens at once, into two existing accounts: again the
+				// wallet is not among the keys, and both token accounts' histories list it.
+				amt2 := uint64(1 + w.rng.IntN(1_000_000_000))
+				payerATA2 := w.key()
+				accounts := []account{
+					{signer(payer), 10 * lamportsPerSOL, 10*lamportsPerSOL - fee},
+					{writable(payerATA), 2039280, 2039280},
+					{writable(payerATA2), 2039280, 2039280},
+					{writable(ta.address), 2039280, 2039280},
+					{writable(second.address), 2039280, 2039280},
+				}
+				if second.mint.program != ta.mint.program {
+					accounts = append(accounts, account{readonly(second.mint.program), 1, 1})
+				}
+				accounts = append(accounts, account{readonly(ta.mint.program), 1, 1})
+				w.render(tx, accounts, []tokenMove{
+					{index: 1, mint: ta.mint, owner: payer, pre: amt * 3, post: amt * 2},
+					{index: 2, mint: second.mint, owner: payer, pre: amt2 * 3, post: amt2 * 2},
+					{index: 3, mint: ta.mint, owner: w.address, pre: ta.amount, post: ta.amount + amt},
+					{index: 4, mint: second.mint, owner: w.address, pre: second.amount, post: second.amount + amt2},
+				}, fee, "transferChecked")
+				second.amount += amt2
+			} else if ta.opened && w.rng.IntN(100) < 60 {
+				// A plain transferChecked into the existing account: source, mint,
+				// destination and the sender as authority. The wallet (the owner) is not
+				// among the keys, so only getSignaturesForAddress of its token account lists
+				// it; the node still names the owner in the token balances.
+				w.render(tx, []account{
+					{signer(payer), 10 * lamportsPerSOL, 10*lamportsPerSOL - fee},
+					{writable(payerATA), 2039280, 2039280},
+					{writable(ta.address), 2039280, 2039280},
+					{readonly(ta.mint.mint), 1461600, 1461600},
+					{readonly(ta.mint.program), 1, 1},
+				}, moves, fee, "transferChecked")
+			} else {
+				// The account is created on the way (createIdempotent): that instruction
+				// lists the owner, so getSignaturesForAddress of the wallet lists it too.
+				w.render(tx, []account{
+					{signer(payer), 10 * lamportsPerSOL, 10*lamportsPerSOL - fee},
+					{writable(payerATA), 2039280, 2039280},
+					{writable(ta.address), 2039280, 2039280},
+					{readonly(w.address), w.lamports, w.lamports},
+					{readonly(ta.mint.program), 1, 1},
+				}, moves, fee, "transferChecked")
+			}
 			ta.amount += amt
 			ta.opened = true
 		case KindSendToken:
@@ -258,7 +306,7 @@ func (w *wallet) generate(n int, from, to time.Time, mints []mintInfo) {
 				{signer(w.address), w.lamports, w.lamports - fee},
 				{writable(ta.address), 2039280, 2039280},
 				{writable(toATA), 2039280, 2039280},
-				{readonly(tokenProgram), 1, 1},
+				{readonly(ta.mint.program), 1, 1},
 			}, []tokenMove{
 				{index: 1, mint: ta.mint, owner: w.address, pre: ta.amount, post: ta.amount - amt},
 				{index: 2, mint: ta.mint, owner: to, pre: 0, post: amt},
@@ -276,7 +324,7 @@ func (w *wallet) generate(n int, from, to time.Time, mints []mintInfo) {
 				{writable(ta.address), 2039280, 2039280},
 				{writable(pool), 500 * lamportsPerSOL, 500*lamportsPerSOL + amt},
 				{writable(poolATA), 2039280, 2039280},
-				{readonly(tokenProgram), 1, 1},
+				{readonly(ta.mint.program), 1, 1},
 			}, []tokenMove{
 				{index: 1, mint: ta.mint, owner: w.address, pre: ta.amount, post: ta.amount + got, preAbsent: !ta.opened},
 				{index: 3, mint: ta.mint, owner: pool, pre: 1 << 50, post: 1<<50 - got},
@@ -295,9 +343,18 @@ func (w *wallet) generate(n int, from, to time.Time, mints []mintInfo) {
 			w.lamports -= fee
 		}
 		w.kinds[kind]++
-		w.index[tx.signature] = len(w.txs)
 		w.txs = append(w.txs, tx)
 	}
+}
+
+// otherOpened is an opened token account other than ta, or nil.
+func (w *wallet) otherOpened(ta *tokenAccountState) *tokenAccountState {
+	for _, o := range w.tokens {
+		if o != ta && o.opened {
+			return o
+		}
+	}
+	return nil
 }
 
 // funded is a token account holding tokens, or nil.
@@ -344,6 +401,11 @@ func (w *wallet) truth() Truth {
 	}
 	for k, v := range w.kinds {
 		t.Kinds[k] = v
+	}
+	for _, tx := range w.txs {
+		if !slices.Contains(tx.keys, w.address) {
+			t.OwnerAbsent++
+		}
 	}
 	return t
 }

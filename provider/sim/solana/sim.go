@@ -4,6 +4,11 @@
 // real shapes, with the real paging (limit ≤ 1000, before, until), a requests-per-second
 // limit answering 429 with Retry-After, and faults on demand.
 //
+// Each wallet holds token accounts of the SPL Token program and one of Token-2022. As on a
+// real node, getSignaturesForAddress lists a transaction for an address iff the address is
+// among the transaction's account keys: most token receives into an existing account do not
+// list the wallet itself, so only its token account's history holds them.
+//
 // It does not import the adapter: both sides follow the node's documented behaviour.
 package solana
 
@@ -13,6 +18,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -61,6 +68,11 @@ type Simulator struct {
 	slow    time.Duration
 	wallets []*wallet
 	byAddr  map[string]*wallet
+	// txBySig finds any generated transaction; byKey lists, per address, the transactions
+	// whose account keys include it, oldest first by (slot, seq): exactly what a node's
+	// getSignaturesForAddress answers from.
+	txBySig map[string]*simTx
+	byKey   map[string][]*simTx
 
 	mu      sync.Mutex
 	stats   Stats
@@ -84,22 +96,35 @@ func New(opts Options) *Simulator {
 		opts.SlowDelay = 2 * time.Second
 	}
 	s := &Simulator{clock: opts.Clock, rate: opts.RequestsPerSecond, slow: opts.SlowDelay,
-		byAddr: map[string]*wallet{}, stats: Stats{ByMethod: map[string]int{}}}
+		byAddr: map[string]*wallet{}, txBySig: map[string]*simTx{}, byKey: map[string][]*simTx{},
+		stats: Stats{ByMethod: map[string]int{}}}
 	from := time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC)
 	to := time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC)
 	for i := 0; i < opts.Accounts; i++ {
-		w := &wallet{rng: rand.New(rand.NewPCG(uint64(opts.Seed), uint64(i))), index: map[string]int{}, kinds: map[Kind]int{}}
+		w := &wallet{rng: rand.New(rand.NewPCG(uint64(opts.Seed), uint64(i))), kinds: map[Kind]int{}}
 		w.address = w.key()
 		for j := 0; j < 8; j++ {
 			w.others = append(w.others, w.key())
 		}
-		mints := []mintInfo{{MintUSDC, 6}, {MintUSDT, 6}, {w.key(), 9}}
+		// The last mint is a Token-2022 one: its accounts belong to the other token program.
+		mints := []mintInfo{{MintUSDC, 6, tokenProgram}, {MintUSDT, 6, tokenProgram}, {w.key(), 9, tokenProgram}, {w.key(), 6, token2022Program}}
 		for _, m := range mints {
 			w.tokens = append(w.tokens, &tokenAccountState{address: w.key(), mint: m})
 		}
 		w.generate(opts.Transactions, from, to, mints)
 		s.wallets = append(s.wallets, w)
 		s.byAddr[w.address] = w
+		for _, tx := range w.txs {
+			tx.seq = len(s.txBySig)
+			s.txBySig[tx.signature] = tx
+			for _, k := range tx.keys {
+				s.byKey[k] = append(s.byKey[k], tx)
+			}
+		}
+	}
+	// Program ids appear in the transactions of every wallet, whose slots interleave.
+	for _, list := range s.byKey {
+		slices.SortFunc(list, compareTx)
 	}
 	s.tokenAt = opts.Clock.Now()
 	s.tokens = 1
@@ -282,11 +307,19 @@ func (s *Simulator) dispatch(req rpcRequest) (any, int, string) {
 		if len(req.Params) < 2 || json.Unmarshal(req.Params[1], &filter) != nil || (filter.ProgramID == "" && filter.Mint == "") {
 			return nil, -32602, "Invalid params: missing filter"
 		}
+		if filter.ProgramID != "" && filter.ProgramID != tokenProgram && filter.ProgramID != token2022Program {
+			return nil, -32602, "Invalid param: unrecognized Token program id"
+		}
 		value := []any{}
-		if w != nil && (filter.ProgramID == tokenProgram || filter.ProgramID == "") {
+		if w != nil {
 			for _, ta := range w.tokens {
-				if !ta.opened || (filter.Mint != "" && filter.Mint != ta.mint.mint) {
+				if !ta.opened || (filter.Mint != "" && filter.Mint != ta.mint.mint) ||
+					(filter.ProgramID != "" && filter.ProgramID != ta.mint.program) {
 					continue
+				}
+				parsedProgram := "spl-token"
+				if ta.mint.program == token2022Program {
+					parsedProgram = "spl-token-2022"
 				}
 				value = append(value, map[string]any{
 					"pubkey": ta.address,
@@ -297,16 +330,16 @@ func (s *Simulator) dispatch(req rpcRequest) (any, int, string) {
 									"state": "initialized", "tokenAmount": uiAmount(ta.amount, ta.mint.decimals)},
 								"type": "account",
 							},
-							"program": "spl-token", "space": 165,
+							"program": parsedProgram, "space": 165,
 						},
-						"executable": false, "lamports": 2039280, "owner": tokenProgram, "rentEpoch": uint64(18446744073709551615), "space": 165,
+						"executable": false, "lamports": 2039280, "owner": ta.mint.program, "rentEpoch": uint64(18446744073709551615), "space": 165,
 					},
 				})
 			}
 		}
 		return map[string]any{"context": s.context(), "value": value}, 0, ""
 	case "getSignaturesForAddress":
-		w, _, ok := address()
+		_, addr, ok := address()
 		if !ok {
 			return nil, -32602, "Invalid param: Invalid"
 		}
@@ -327,26 +360,28 @@ func (s *Simulator) dispatch(req rpcRequest) (any, int, string) {
 		if limit < 1 || limit > 1000 {
 			return nil, -32602, "Invalid limit; max 1000"
 		}
-		out := []any{}
-		if w == nil {
-			return out, 0, ""
-		}
-		start := len(w.txs) - 1
+		// Any address is answered, the wallet's token accounts as much as the wallet: a
+		// transaction is listed for an address iff the address is among its account keys.
+		// before and until may name any known transaction; the listing is what lies
+		// strictly between them, newest first.
+		list := s.byKey[addr]
+		start := len(list) - 1
 		if opts.Before != "" {
-			i, ok := w.index[opts.Before]
+			tx, ok := s.txBySig[opts.Before]
 			if !ok {
-				return out, 0, ""
+				return []any{}, 0, ""
 			}
-			start = i - 1
+			start = sort.Search(len(list), func(i int) bool { return compareTx(list[i], tx) >= 0 }) - 1
 		}
 		stop := -1
 		if opts.Until != "" {
-			if i, ok := w.index[opts.Until]; ok {
-				stop = i
+			if tx, ok := s.txBySig[opts.Until]; ok {
+				stop = sort.Search(len(list), func(i int) bool { return compareTx(list[i], tx) > 0 }) - 1
 			}
 		}
+		out := []any{}
 		for i := start; i > stop && len(out) < limit; i-- {
-			tx := w.txs[i]
+			tx := list[i]
 			var errField any
 			if tx.failed {
 				errField = map[string]any{"InstructionError": []any{0, map[string]any{"Custom": 1}}}
@@ -362,16 +397,12 @@ func (s *Simulator) dispatch(req rpcRequest) (any, int, string) {
 		}
 		if len(req.Params) < 2 || !jsonHas(req.Params[1], "maxSupportedTransactionVersion") {
 			// Nodes refuse versioned transactions to clients that did not say they read them.
-			for _, w := range s.wallets {
-				if _, ok := w.index[sig]; ok {
-					return nil, -32015, "Transaction version (0) is not supported by the requesting client. Please try the request again with the following configuration parameter: \"maxSupportedTransactionVersion\": 0"
-				}
+			if _, ok := s.txBySig[sig]; ok {
+				return nil, -32015, "Transaction version (0) is not supported by the requesting client. Please try the request again with the following configuration parameter: \"maxSupportedTransactionVersion\": 0"
 			}
 		}
-		for _, w := range s.wallets {
-			if i, ok := w.index[sig]; ok {
-				return w.txs[i].body, 0, ""
-			}
+		if tx, ok := s.txBySig[sig]; ok {
+			return tx.body, 0, ""
 		}
 		return nil, 0, ""
 	}
@@ -385,4 +416,15 @@ func jsonHas(raw json.RawMessage, field string) bool {
 	}
 	_, ok := m[field]
 	return ok
+}
+
+// compareTx orders transactions as a node lists them: by slot, then by position (seq).
+func compareTx(a, b *simTx) int {
+	if a.slot != b.slot {
+		if a.slot < b.slot {
+			return -1
+		}
+		return 1
+	}
+	return a.seq - b.seq
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -54,8 +55,8 @@ func TestPagingAndErrors(t *testing.T) {
 		return out
 	}
 	all := page(map[string]any{})
-	if len(all) != 30 {
-		t.Fatalf("%d signatures", len(all))
+	if truth := s.Truth(0); len(all) != truth.Count-truth.OwnerAbsent {
+		t.Fatalf("%d signatures, truth %d of which %d do not list the wallet", len(all), truth.Count, truth.OwnerAbsent)
 	}
 	if p := page(map[string]any{"limit": 10, "before": all[9].Signature}); len(p) != 10 || p[0] != all[10] {
 		t.Errorf("before: %v", p)
@@ -149,5 +150,102 @@ func TestTruthIsTheNetOfTheHistory(t *testing.T) {
 	}
 	if len(truth.Kinds) != 6 {
 		t.Errorf("kinds %v", truth.Kinds)
+	}
+}
+
+// getSignaturesForAddress lists a transaction for an address iff the address is among its
+// account keys, for the wallet and its token accounts alike, newest first, and pages the
+// same way for both.
+func TestSignaturesFollowAccountKeys(t *testing.T) {
+	s := New(Options{Seed: 5, Accounts: 1, Transactions: 300})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	w := s.wallets[0]
+	truth := s.Truth(0)
+	if truth.OwnerAbsent == 0 {
+		t.Fatal("no transaction credits a token account without listing the wallet")
+	}
+	list := func(addr string, opts map[string]any) []string {
+		_, _, env := call(t, srv.URL, "getSignaturesForAddress", addr, opts)
+		var out []struct{ Signature string }
+		if err := json.Unmarshal(env["result"], &out); err != nil {
+			t.Fatalf("%s", env["error"])
+		}
+		sigs := make([]string, len(out))
+		for i, o := range out {
+			sigs[i] = o.Signature
+		}
+		return sigs
+	}
+	addrs := []string{w.address}
+	for _, ta := range w.tokens {
+		addrs = append(addrs, ta.address)
+	}
+	onlyTokenAccounts := map[string]bool{}
+	for _, addr := range addrs {
+		var want []string // newest first
+		for i := len(w.txs) - 1; i >= 0; i-- {
+			if slices.Contains(w.txs[i].keys, addr) {
+				want = append(want, w.txs[i].signature)
+			}
+		}
+		got := list(addr, map[string]any{})
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: %d signatures, want %d", addr, len(got), len(want))
+		}
+		if len(want) > 4 {
+			// before and until are positions of the address's own history.
+			if p := list(addr, map[string]any{"limit": 2, "before": want[1], "until": want[4]}); !slices.Equal(p, want[2:4]) {
+				t.Errorf("%s: before/until page %v, want %v", addr, p, want[2:4])
+			}
+		}
+		if addr != w.address {
+			for _, sig := range got {
+				if !slices.Contains(s.txBySig[sig].keys, w.address) {
+					onlyTokenAccounts[sig] = true
+				}
+			}
+		}
+	}
+	// Some of them credit two of the wallet's token accounts at once.
+	twice := 0
+	for sig := range onlyTokenAccounts {
+		n := 0
+		for _, ta := range w.tokens {
+			if slices.Contains(s.txBySig[sig].keys, ta.address) {
+				n++
+			}
+		}
+		if n > 1 {
+			twice++
+		}
+	}
+	if twice == 0 {
+		t.Error("no transaction credits two token accounts without listing the wallet")
+	}
+	if len(onlyTokenAccounts) != truth.OwnerAbsent {
+		t.Errorf("%d transactions found only through token accounts, truth %d", len(onlyTokenAccounts), truth.OwnerAbsent)
+	}
+
+	// Token accounts by program: the SPL Token ones, and the Token-2022 one apart.
+	byProgram := func(program string) int {
+		_, _, env := call(t, srv.URL, "getTokenAccountsByOwner", w.address, map[string]any{"programId": program}, map[string]any{"encoding": "jsonParsed"})
+		var res struct {
+			Value []struct {
+				Account struct{ Owner string }
+			}
+		}
+		if err := json.Unmarshal(env["result"], &res); err != nil {
+			t.Fatalf("%s", env["error"])
+		}
+		for _, v := range res.Value {
+			if v.Account.Owner != program {
+				t.Errorf("an account of %s owned by %s", program, v.Account.Owner)
+			}
+		}
+		return len(res.Value)
+	}
+	if n, m := byProgram(tokenProgram), byProgram(token2022Program); n != 3 || m != 1 {
+		t.Errorf("%d SPL Token accounts, %d Token-2022 ones; want 3 and 1", n, m)
 	}
 }
