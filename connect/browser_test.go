@@ -337,3 +337,56 @@ func TestBrowserFlow(t *testing.T) {
 	h.noSecretsInLogs(password, creds["secret_key"], "not-the-secret-0000", got.Get("code"), tok.RefreshToken, renewed.AccessToken,
 		"cb-client-secret", cbsim.LoginPassword)
 }
+
+// TestBrowserWallet connects a Bitcoin wallet in a real browser: a testnet address is refused
+// with a clear word and nothing stored, then a zpub connects and syncs.
+func TestBrowserWallet(t *testing.T) {
+	h := newHarness(t, true)
+	ctx := newBrowser(t)
+	shot := newShots(t, ctx)
+	shot.n = 21 // after TestBrowserFlow's screenshots, in the same folder
+	link, _ := h.authURL("state-wallet")
+	run(t, ctx, "open the partner's link", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("#email")))
+	run(t, ctx, "go to sign-up", chromedp.Click(chromedp.CSS(".alt a")), chromedp.WaitVisible(chromedp.CSS(`input[name=password][autocomplete=new-password]`)))
+	run(t, ctx, "sign up",
+		chromedp.SendKeys(chromedp.CSS(`input[name=email]`), "bob@example.com"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "another long password"),
+		chromedp.Click(chromedp.CSS(`form button[type=submit].primary`)), chromedp.WaitVisible(chromedp.CSS("#add-title")))
+
+	run(t, ctx, "open Bitcoin", chromedp.Click(chromedp.CSS("#pick-bitcoin")), chromedp.WaitVisible(chromedp.CSS(`input[name=address]`)))
+	if got := text(t, ctx, "main"); !strings.Contains(got, "public address") || !strings.Contains(got, "never enter a private key") ||
+		strings.Contains(got, "API key") {
+		t.Fatalf("the Bitcoin page: %q", got)
+	}
+	// BIP173's testnet vector: a valid address of the wrong network.
+	run(t, ctx, "enter a testnet address",
+		chromedp.SendKeys(chromedp.CSS(`input[name=address]`), "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx"),
+		chromedp.Click(chromedp.CSS(`form.stack button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS("#form-error")))
+	if got := text(t, ctx, "#form-error"); !strings.Contains(got, "testnet") {
+		t.Fatalf("testnet address: %q", got)
+	}
+	if conns, err := h.db.ListConnections(context.Background(), h.userID(t, "bob@example.com")); err != nil || len(conns) != 0 {
+		t.Fatalf("after a refused address: %d connections, %v", len(conns), err)
+	}
+	shot.take("wallet-testnet")
+
+	zpub := h.esplora.Truth(6).Handle // esplorasim.Kinds[6]: a BIP84 zpub
+	run(t, ctx, "enter the zpub",
+		chromedp.SendKeys(chromedp.CSS(`input[name=address]`), zpub),
+		chromedp.SendKeys(chromedp.CSS(`input[name=display_label]`), "Cold storage"))
+	shot.take("wallet-form")
+	run(t, ctx, "connect", chromedp.Click(chromedp.CSS(`form.stack button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS(".connections")))
+	if got := text(t, ctx, ".notice"); !strings.Contains(got, "Cold storage is connected") {
+		t.Fatalf("after connecting: %q", got)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(text(t, ctx, ".connections .state"), "Up to date") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the wallet's state is still %q", text(t, ctx, ".connections .state"))
+		}
+		time.Sleep(300 * time.Millisecond)
+		run(t, ctx, "reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(".connections")))
+	}
+	shot.take("wallet-synced")
+}

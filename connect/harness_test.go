@@ -25,10 +25,12 @@ import (
 	"github.com/opencalico/opencalico/oauth"
 	"github.com/opencalico/opencalico/provider"
 	"github.com/opencalico/opencalico/provider/binance"
+	"github.com/opencalico/opencalico/provider/bitcoin"
 	"github.com/opencalico/opencalico/provider/coinbase"
 	"github.com/opencalico/opencalico/provider/kraken"
 	binancesim "github.com/opencalico/opencalico/provider/sim/binance"
 	cbsim "github.com/opencalico/opencalico/provider/sim/coinbase"
+	esplorasim "github.com/opencalico/opencalico/provider/sim/esplora"
 	"github.com/opencalico/opencalico/secrets"
 	"github.com/opencalico/opencalico/store"
 	"github.com/opencalico/opencalico/syncer"
@@ -97,6 +99,7 @@ type harness struct {
 	auth     *oauth.Server
 	sim      *binancesim.Simulator
 	cb       *cbsim.Simulator // Coinbase, connected through its OAuth consent
+	esplora  *esplorasim.Simulator
 	cbURL    string
 	conns    *connections.Service
 	partner  *partner
@@ -167,8 +170,14 @@ func newHarness(t *testing.T, withSync bool) *harness {
 	cbAdapter := &coinbase.OAuthAdapter{Adapter: coinbase.New(coinbase.Options{BaseURL: cbTS.URL}),
 		Tokens: coinbase.NewTokenSource(cbOAuth, db, sealer, coinbase.TokenSourceOptions{})}
 
+	// Bitcoin wallets, read from an Esplora simulator.
+	h.esplora = esplorasim.New(esplorasim.Options{Seed: 5, Transactions: 20, Pending: -1, Years: 1, RequestsPerSecond: 1000})
+	esploraTS := httptest.NewServer(h.esplora.Handler())
+	t.Cleanup(esploraTS.Close)
+
 	registry := provider.NewRegistry(
 		binance.New(binance.Options{BaseURL: simTS.URL}),
+		bitcoin.New(bitcoin.Options{BaseURL: esploraTS.URL, RequestsPerSecond: 1000}),
 		kraken.New(kraken.Options{BaseURL: "http://127.0.0.1:1"}),
 		cbAdapter,
 		oauthOnly{},
@@ -341,4 +350,14 @@ func (b *browser) post(u string, form url.Values) (*http.Response, string) {
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
 	return resp, string(data)
+}
+
+// userID finds a widget user by email.
+func (h *harness) userID(t *testing.T, email string) string {
+	t.Helper()
+	u, err := h.db.UserByEmail(context.Background(), email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.ID
 }
