@@ -32,10 +32,12 @@ import (
 	"github.com/opencalico/opencalico/provider/binance"
 	"github.com/opencalico/opencalico/provider/bitcoin"
 	"github.com/opencalico/opencalico/provider/coinbase"
+	"github.com/opencalico/opencalico/provider/ethereum"
 	"github.com/opencalico/opencalico/provider/kraken"
 	binancesim "github.com/opencalico/opencalico/provider/sim/binance"
 	coinbasesim "github.com/opencalico/opencalico/provider/sim/coinbase"
 	esplorasim "github.com/opencalico/opencalico/provider/sim/esplora"
+	etherscansim "github.com/opencalico/opencalico/provider/sim/etherscan"
 	krakensim "github.com/opencalico/opencalico/provider/sim/kraken"
 	solanasim "github.com/opencalico/opencalico/provider/sim/solana"
 	"github.com/opencalico/opencalico/provider/solana"
@@ -43,7 +45,8 @@ import (
 )
 
 // Sandbox mode (serve --sandbox) runs the Binance, Kraken and Coinbase simulators, and the
-// Bitcoin (Esplora) and Solana (JSON-RPC) ones, in the server's process, on loopback ports, and points the adapters at them — except where
+// Bitcoin (Esplora), Solana (JSON-RPC) and Ethereum/EVM (Etherscan v2 + JSON-RPC) ones, in
+// the server's process, on loopback ports, and points the adapters at them — except where
 // OPENCALICO_PROVIDER_<ID>_BASE_URL is set, which always wins. Each simulator holds seeded
 // accounts:
 //
@@ -82,6 +85,8 @@ type sandboxSims struct {
 	creds map[opencalico.ProviderID]api.SandboxProviderCredentials
 	// coinbase is the Coinbase simulator, whose OAuth server sandbox mode registers with.
 	coinbase *coinbasesim.Simulator
+	// etherscanKey is the API key the Etherscan simulator takes.
+	etherscanKey string
 }
 
 // The sandbox's OAuth client at the Coinbase simulator. The simulator's login takes
@@ -190,7 +195,41 @@ func startSandboxSims(host string) (*sandboxSims, error) {
 		sb.close()
 		return nil, err
 	}
+
+	// Ethereum and the EVM chains: one simulator answers Etherscan v2 and each chain's
+	// JSON-RPC, and enforces Etherscan's free key limit of 3 requests a second.
+	es := etherscansim.New(etherscansim.Options{Seed: sandboxSeed, Wallets: 2, TxsPerWallet: sandboxWalletTxs})
+	sb.etherscanKey = es.APIKey()
+	addr := es.Wallet(0)
+	if err := sb.addWallets(host, ethereum.ProviderID, es.Handler(), []api.SandboxCredential{
+		{Label: "Ethereum wallet", Connection: wallet(addr, "ethereum")},
+		{Label: "The same wallet on Polygon", Connection: wallet(addr, "polygon")},
+		{Label: "Another wallet on Arbitrum", Connection: wallet(es.Wallet(1), "arbitrum")},
+	}, []api.SandboxCredential{
+		{Label: "Mixed-case address with a wrong EIP-55 checksum", Case: string(opencalico.EInvalidAddress), Connection: wallet(flipCase(addr), "ethereum")},
+		{Label: "Too short", Case: string(opencalico.EInvalidAddress), Connection: wallet(addr[:40], "ethereum")},
+	}); err != nil {
+		sb.close()
+		return nil, err
+	}
 	return sb, nil
+}
+
+// flipCase changes the case of the first letter of a checksummed address after its 0x, which
+// the EIP-55 checksum catches.
+func flipCase(a string) string {
+	b := []byte(a)
+	for i := 2; i < len(b); i++ {
+		switch c := b[i]; {
+		case c >= 'a' && c <= 'f':
+			b[i] = c - 'a' + 'A'
+			return string(b)
+		case c >= 'A' && c <= 'F':
+			b[i] = c - 'A' + 'a'
+			return string(b)
+		}
+	}
+	return a
 }
 
 // The sizes of the simulated wallets, and the rate their simulated nodes allow (the adapters
@@ -288,28 +327,36 @@ func (sb *sandboxSims) credentials() map[opencalico.ProviderID]api.SandboxProvid
 
 // registry returns base with the simulated providers' adapters pointed at the simulators,
 // unless OPENCALICO_PROVIDER_<ID>_BASE_URL names another endpoint. Other adapters are kept
-// as they are.
+// as they are; a simulated provider that base does not offer (Ethereum without an Etherscan
+// key) is offered against its simulator.
 func (sb *sandboxSims) registry(base *provider.Registry, af *adapterFlags, log *slog.Logger) *provider.Registry {
 	var all []provider.Adapter
+	offered := map[opencalico.ProviderID]bool{}
 	for _, p := range base.Catalog() {
 		a, err := base.Adapter(p.ID)
 		if err != nil {
 			continue
 		}
+		offered[p.ID] = true
 		if u, ok := sb.urls[p.ID]; ok {
 			if env := provider.BaseURLEnv(p.ID); os.Getenv(env) != "" {
 				log.Warn("sandbox: "+env+" is set and wins over the simulator", "provider_id", string(p.ID))
 			} else {
-				a = sandboxAdapter(p.ID, u, af)
+				a = sb.adapter(p.ID, u, af)
 			}
 		}
 		all = append(all, a)
 	}
+	for id, u := range sb.urls {
+		if !offered[id] && os.Getenv(provider.BaseURLEnv(id)) == "" {
+			all = append(all, sb.adapter(id, u, af))
+		}
+	}
 	return provider.NewRegistry(all...)
 }
 
-// sandboxAdapter builds the adapter of a simulated provider against its simulator.
-func sandboxAdapter(id opencalico.ProviderID, baseURL string, af *adapterFlags) provider.Adapter {
+// adapter builds the adapter of a simulated provider against its simulator.
+func (sb *sandboxSims) adapter(id opencalico.ProviderID, baseURL string, af *adapterFlags) provider.Adapter {
 	switch id {
 	case binance.ID:
 		return binance.New(binance.Options{BaseURL: baseURL, LimitKey: af.egressAddress})
@@ -321,6 +368,9 @@ func sandboxAdapter(id opencalico.ProviderID, baseURL string, af *adapterFlags) 
 		return bitcoin.New(bitcoin.Options{BaseURL: baseURL, RequestsPerSecond: sandboxWalletRate})
 	case solana.ProviderID:
 		return solana.New(solana.Options{BaseURL: baseURL, RequestsPerSecond: sandboxWalletRate})
+	case ethereum.ProviderID:
+		return ethereum.New(ethereum.Options{BaseURL: baseURL, APIKey: sb.etherscanKey,
+			RPCURL: func(chain string) string { return baseURL + "/rpc/" + chain }})
 	}
 	panic("sandbox: no simulator for " + string(id))
 }

@@ -117,7 +117,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
-	adapters := af.registry()
+	adapters := af.registry(log)
 	cbClient := coinbaseOAuthFromEnv()
 	var sims *sandboxSims
 	if sandbox {

@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/opencalico/opencalico/provider"
+	"github.com/opencalico/opencalico/provider/ethereum"
 	binancesim "github.com/opencalico/opencalico/provider/sim/binance"
 	coinbasesim "github.com/opencalico/opencalico/provider/sim/coinbase"
 	esplorasim "github.com/opencalico/opencalico/provider/sim/esplora"
+	etherscansim "github.com/opencalico/opencalico/provider/sim/etherscan"
 	krakensim "github.com/opencalico/opencalico/provider/sim/kraken"
 	solanasim "github.com/opencalico/opencalico/provider/sim/solana"
 )
@@ -25,6 +27,9 @@ type simulated struct {
 	Credentials map[string]string `json:"credentials"`
 	// MoreCredentials are the other seeded accounts' credentials, with --accounts > 1.
 	MoreCredentials []map[string]string `json:"more_credentials,omitempty"`
+	// Env are the variables that point a server at this simulator, where the base URL
+	// variable is not enough (Ethereum: the Etherscan key and the JSON-RPC endpoints).
+	Env map[string]string `json:"env,omitempty"`
 }
 
 func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -55,6 +60,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		id      string
 		handler http.Handler
 		creds   []map[string]string
+		env     func(baseURL string) map[string]string
 	}
 	b := binancesim.New(binancesim.Options{Seed: seed, Clock: clock, Accounts: accounts, Trades: events})
 	k := krakensim.New(krakensim.Options{Seed: seed, Clock: clock, Accounts: accounts, Events: events})
@@ -65,8 +71,17 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	e := esplorasim.New(esplorasim.Options{Seed: seed, Clock: clock, Wallets: max(accounts, len(esplorasim.Kinds)), Transactions: events})
 	so := solanasim.New(solanasim.Options{Seed: seed, Clock: clock, Accounts: accounts, Transactions: events})
-	sims := []sim{{"binance", b.Handler(), bcreds}, {"kraken", k.Handler(), k.Credentials()}, {"coinbase", c.Handler(), c.Credentials()},
-		{"bitcoin", e.Handler(), e.Credentials()}, {"solana", so.Handler(), so.Credentials()}}
+	sims := []sim{{id: "binance", handler: b.Handler(), creds: bcreds}, {id: "kraken", handler: k.Handler(), creds: k.Credentials()},
+		{id: "coinbase", handler: c.Handler(), creds: c.Credentials()},
+		{id: "bitcoin", handler: e.Handler(), creds: e.Credentials()}, {id: "solana", handler: so.Handler(), creds: so.Credentials()}}
+	es := etherscansim.New(etherscansim.Options{Seed: seed, Clock: clock, Wallets: accounts, TxsPerWallet: events})
+	sims = append(sims, sim{id: "ethereum", handler: es.Handler(), creds: es.Credentials(), env: func(u string) map[string]string {
+		return map[string]string{
+			provider.BaseURLEnv(ethereum.ProviderID):    u,
+			provider.BaseURLEnv(ethereum.RPCProviderID): u + "/rpc",
+			ethereum.APIKeyEnv:                          es.APIKey(),
+		}
+	}})
 
 	errc := make(chan error, len(sims))
 	var servers []*http.Server
@@ -83,11 +98,14 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if len(s.creds) > 1 {
 			out.MoreCredentials = s.creds[1:]
 		}
+		if s.env != nil {
+			out.Env = s.env(out.BaseURL)
+		}
 		if err := enc.Encode(out); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintln(stderr, "simulators running; point an adapter at one with OPENCALICO_PROVIDER_<ID>_BASE_URL. Ctrl-C stops them.")
+	fmt.Fprintln(stderr, "simulators running; point an adapter at one with OPENCALICO_PROVIDER_<ID>_BASE_URL (and the variables under \"env\" where printed). Ctrl-C stops them.")
 	select {
 	case <-ctx.Done():
 	case err := <-errc:

@@ -12,7 +12,7 @@ import (
 )
 
 // walletProviders are the blockchains sandbox mode simulates.
-var walletProviders = []string{"bitcoin", "solana"}
+var walletProviders = []string{"bitcoin", "solana", "ethereum"}
 
 // TestSandboxWallets connects wallets through the HTTP API as a partner would: every good
 // sandbox wallet connects, every bad one is refused with invalid_address before anything is
@@ -70,6 +70,12 @@ func TestSandboxWallets(t *testing.T) {
 				"type": "wallet", "address": strings.ToUpper(a)}}, http.StatusConflict, "already_connected")
 		}
 	}
+
+	// An EVM address in lower case is the checksummed one; on another chain it is another
+	// wallet.
+	eth := creds["ethereum"].Good[0].Connection
+	wantError("the EVM address in lower case", map[string]any{"provider_id": "ethereum", "connection": map[string]string{
+		"type": "wallet", "address": strings.ToLower(eth["address"]), "chain": eth["chain"]}}, http.StatusConflict, "already_connected")
 
 	var refresh struct {
 		RefreshID string `json:"refresh_id"`

@@ -37,18 +37,21 @@ func startSims(t *testing.T, args ...string) map[string]simulated {
 	sims := map[string]simulated{}
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for len(sims) < 3 && sc.Scan() {
+	for len(sims) < simCount && sc.Scan() {
 		var s simulated
 		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
 			t.Fatalf("sim printed %q: %v", sc.Text(), err)
 		}
 		sims[s.Provider] = s
 	}
-	if len(sims) != 3 {
-		t.Fatalf("sim printed %d simulators", len(sims))
+	if len(sims) != simCount {
+		t.Fatalf("sim printed %d simulators, want %d", len(sims), simCount)
 	}
 	return sims
 }
+
+// simCount is how many simulators `opencalico sim` runs: three exchanges, three blockchains.
+const simCount = 6
 
 func TestSimPrintsUsableSimulators(t *testing.T) {
 	sims := startSims(t, "--accounts", "2", "--events", "50")
@@ -59,7 +62,7 @@ func TestSimPrintsUsableSimulators(t *testing.T) {
 		}
 		t.Setenv(provider.BaseURLEnv(opencalico.ProviderID(id)), s.BaseURL)
 	}
-	reg := (&adapterFlags{egressAddress: "test"}).registry()
+	reg := (&adapterFlags{egressAddress: "test"}).registry(nil)
 	for _, id := range []string{"binance", "kraken", "coinbase"} {
 		a, err := reg.Adapter(opencalico.ProviderID(id))
 		if err != nil {
@@ -76,6 +79,26 @@ func TestSimPrintsUsableSimulators(t *testing.T) {
 		bad.Credentials["api_key"] = "not-a-key"
 		if err := a.Verify(context.Background(), bad); opencalico.ErrorCodeOf(err) != opencalico.EInvalidCredentials {
 			t.Errorf("%s: a wrong key gave %v", id, err)
+		}
+	}
+	// The blockchains: their wallets verify once the printed variables are set.
+	for _, id := range []string{"bitcoin", "solana", "ethereum"} {
+		s := sims[id]
+		t.Setenv(provider.BaseURLEnv(opencalico.ProviderID(id)), s.BaseURL)
+		for k, v := range s.Env {
+			t.Setenv(k, v)
+		}
+	}
+	reg = (&adapterFlags{egressAddress: "test"}).registry(nil)
+	for _, id := range []string{"bitcoin", "solana", "ethereum"} {
+		a, err := reg.Adapter(opencalico.ProviderID(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range append([]map[string]string{sims[id].Credentials}, sims[id].MoreCredentials...) {
+			if err := a.Verify(context.Background(), provider.Account{ConnectionID: "c", Address: c["address"]}); err != nil {
+				t.Errorf("%s: the printed wallet %s does not verify: %v", id, c["address"], err)
+			}
 		}
 	}
 }

@@ -1,0 +1,194 @@
+package ethereum
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/opencalico/opencalico"
+	"github.com/opencalico/opencalico/provider"
+)
+
+// The Etherscan account actions the history reads.
+const (
+	ActionTxList   = "txlist"         // the wallet's own transactions (it sent or received them)
+	ActionInternal = "txlistinternal" // native value moved by contracts (traces)
+	ActionTokenTx  = "tokentx"        // ERC-20 Transfer events
+)
+
+// Actions are the three streams a history merges, in the order they are read.
+var Actions = []string{ActionTxList, ActionInternal, ActionTokenTx}
+
+// envelope is every Etherscan answer: status "1" with a result, or status "0" with a message
+// and a result that is either an empty list or a string saying what went wrong.
+type envelope struct {
+	Status  string          `json:"status"`
+	Message string          `json:"message"`
+	Result  json.RawMessage `json:"result"`
+}
+
+// NormalTx is a row of action=txlist: a transaction the wallet sent or received.
+type NormalTx struct {
+	BlockNumber      string `json:"blockNumber"`
+	TimeStamp        string `json:"timeStamp"`
+	Hash             string `json:"hash"`
+	Nonce            string `json:"nonce"`
+	BlockHash        string `json:"blockHash"`
+	TransactionIndex string `json:"transactionIndex"`
+	From             string `json:"from"`
+	To               string `json:"to"`
+	Value            string `json:"value"`
+	Gas              string `json:"gas"`
+	GasPrice         string `json:"gasPrice"`
+	IsError          string `json:"isError"`
+	TxReceiptStatus  string `json:"txreceipt_status"`
+	Input            string `json:"input"`
+	ContractAddress  string `json:"contractAddress"`
+	GasUsed          string `json:"gasUsed"`
+	MethodID         string `json:"methodId"`
+	FunctionName     string `json:"functionName"`
+}
+
+// InternalTx is a row of action=txlistinternal: native value a contract moved to or from the
+// wallet during a transaction.
+type InternalTx struct {
+	BlockNumber     string `json:"blockNumber"`
+	TimeStamp       string `json:"timeStamp"`
+	Hash            string `json:"hash"`
+	From            string `json:"from"`
+	To              string `json:"to"`
+	Value           string `json:"value"`
+	ContractAddress string `json:"contractAddress"`
+	Type            string `json:"type"`
+	TraceID         string `json:"traceId"`
+	IsError         string `json:"isError"`
+}
+
+// TokenTransfer is a row of action=tokentx: an ERC-20 Transfer event to or from the wallet.
+type TokenTransfer struct {
+	BlockNumber      string `json:"blockNumber"`
+	TimeStamp        string `json:"timeStamp"`
+	Hash             string `json:"hash"`
+	TransactionIndex string `json:"transactionIndex"`
+	From             string `json:"from"`
+	To               string `json:"to"`
+	ContractAddress  string `json:"contractAddress"`
+	Value            string `json:"value"`
+	TokenName        string `json:"tokenName"`
+	TokenSymbol      string `json:"tokenSymbol"`
+	TokenDecimal     string `json:"tokenDecimal"`
+	// LogIndex is not in every deployment's answer; identity falls back on the row's content.
+	LogIndex string `json:"logIndex"`
+}
+
+// Etherscan's words for the conditions it reports inside HTTP 200.
+const (
+	msgNoTransactions = "No transactions found"
+	msgNoRecords      = "No records found"
+)
+
+// classifyEtherscan maps Etherscan's answers. Etherscan reports everything inside HTTP 200
+// with status "0": "No transactions found" is an empty result, "Max calls per sec rate limit
+// reached" a throttle worth retrying after a second, an invalid or missing API key a server
+// configuration error (the key is the operator's, not the user's, so it is not
+// EInvalidCredentials and is never retried). Messages are passed through redact so that the
+// key, which travels in the query string, can never reach an error.
+func classifyEtherscan(redact func(string) string, throttled func()) provider.Classify {
+	return func(r *provider.Response) error {
+		switch {
+		case r.Status == http.StatusTooManyRequests || r.Status >= 500:
+			return provider.Transient(fmt.Errorf("etherscan: HTTP %d", r.Status), provider.RetryAfter(r.Header))
+		case r.Status >= 400:
+			return &opencalico.Error{Code: opencalico.EProviderError, ProviderID: ProviderID,
+				Message: fmt.Sprintf("Etherscan answered HTTP %d.", r.Status)}
+		}
+		var env envelope
+		if err := json.Unmarshal(r.Body, &env); err != nil {
+			// A proxy's HTML page or an answer cut short: another attempt usually gets it whole.
+			return provider.Transient(fmt.Errorf("etherscan: a body that is not JSON (%d bytes)", len(r.Body)), 0)
+		}
+		if env.Status == "1" {
+			return nil
+		}
+		var text string
+		if json.Unmarshal(env.Result, &text) != nil {
+			text = ""
+		}
+		detail := redact(strings.TrimSpace(env.Message + ": " + text))
+		lower := strings.ToLower(env.Message + " " + text)
+		switch {
+		case env.Message == msgNoTransactions || env.Message == msgNoRecords:
+			return nil
+		case strings.Contains(lower, "max calls per sec") || strings.Contains(lower, "rate limit reached") && !strings.Contains(lower, "daily"):
+			if throttled != nil {
+				throttled()
+			}
+			return provider.Transient(fmt.Errorf("etherscan: %s", detail), time.Second)
+		case strings.Contains(lower, "daily"):
+			return &opencalico.Error{Code: opencalico.ERateLimited, ProviderID: ProviderID, RetryAfter: time.Hour,
+				Message: "The server's Etherscan API key reached its daily limit; history resumes when it resets."}
+		case strings.Contains(lower, "invalid api key") || strings.Contains(lower, "missing/invalid api key") || strings.Contains(lower, "missing api key"):
+			return &opencalico.Error{Code: opencalico.EProviderError, ProviderID: ProviderID,
+				Message: "Etherscan refused the server's API key; the operator must set a valid OPENCALICO_ETHERSCAN_API_KEY."}
+		case strings.Contains(lower, "timeout") || strings.Contains(lower, "try again"):
+			// "Query Timeout occured", "Unexpected error, please try again later".
+			return provider.Transient(fmt.Errorf("etherscan: %s", detail), time.Second)
+		case strings.Contains(lower, "invalid address"):
+			return &opencalico.Error{Code: opencalico.EInvalidAddress, ProviderID: ProviderID,
+				Message: "Etherscan refused the address: " + detail}
+		}
+		return &opencalico.Error{Code: opencalico.EProviderError, ProviderID: ProviderID,
+			Message: "Etherscan failed: " + detail}
+	}
+}
+
+// rpcRequest and rpcResponse are JSON-RPC 2.0.
+type rpcRequest struct {
+	JSONRPC string `json:"jsonrpc"`
+	ID      int    `json:"id"`
+	Method  string `json:"method"`
+	Params  []any  `json:"params"`
+}
+
+type rpcResponse struct {
+	ID     int             `json:"id"`
+	Result json.RawMessage `json:"result"`
+	Error  *rpcError       `json:"error"`
+}
+
+type rpcError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+// classifyRPC maps a node's answers: 429 and 5xx are transient, a body that is neither a
+// JSON-RPC answer nor a batch of them is transient too (an HTML page, a cut answer); errors
+// inside the answer are left to the caller, who knows which call of a batch failed.
+func classifyRPC(r *provider.Response) error {
+	switch {
+	case r.Status == http.StatusTooManyRequests || r.Status >= 500:
+		return provider.Transient(fmt.Errorf("evm rpc: HTTP %d", r.Status), provider.RetryAfter(r.Header))
+	case r.Status >= 400:
+		return &opencalico.Error{Code: opencalico.EProviderError, ProviderID: ProviderID,
+			Message: fmt.Sprintf("The EVM RPC endpoint answered HTTP %d; check its URL.", r.Status)}
+	case !json.Valid(r.Body):
+		return provider.Transient(fmt.Errorf("evm rpc: a body that is not JSON (%d bytes)", len(r.Body)), 0)
+	}
+	var one rpcResponse
+	if json.Unmarshal(r.Body, &one) == nil && one.Error != nil {
+		return rpcErr(one.Error)
+	}
+	return nil
+}
+
+// rpcErr turns a JSON-RPC error into the domain's: the node's own limit (-32005, or 429 as a
+// code) is transient; the rest is the provider's.
+func rpcErr(e *rpcError) error {
+	if e.Code == -32005 || e.Code == http.StatusTooManyRequests || strings.Contains(strings.ToLower(e.Message), "rate limit") {
+		return provider.Transient(fmt.Errorf("evm rpc: %d %s", e.Code, e.Message), time.Second)
+	}
+	return &opencalico.Error{Code: opencalico.EProviderError, ProviderID: ProviderID,
+		Message: fmt.Sprintf("The EVM RPC endpoint failed: %d %s", e.Code, e.Message)}
+}

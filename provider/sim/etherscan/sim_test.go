@@ -1,0 +1,273 @@
+package etherscan
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencalico/opencalico/provider"
+)
+
+func TestChecksumVectors(t *testing.T) {
+	for _, v := range []string{"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
+		"0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB", "0xD1220A0cf47c7B9Be7A2E6BA89F429762e7b9aDb"} {
+		a, ok := parseAddr(strings.ToLower(v))
+		if !ok || checksum(a) != v {
+			t.Errorf("%s: %s", v, checksum(a))
+		}
+	}
+}
+
+// The generated history nets to the balances the simulator serves, per asset, exactly; and
+// it holds what the adapter tests rely on.
+func TestHistoryNetsToBalances(t *testing.T) {
+	s := New(Options{Seed: 3, Wallets: 3, TxsPerWallet: 300})
+	for _, sc := range s.chains {
+		for _, l := range sc.order {
+			native := new(big.Int)
+			for _, n := range l.normal {
+				if n.from == l.address {
+					native.Sub(native, fee(n.gasUsed, n.gasPrice))
+				}
+				if n.failed {
+					continue
+				}
+				if n.from == l.address {
+					native.Sub(native, n.value)
+				}
+				if n.to == l.address {
+					native.Add(native, n.value)
+				}
+			}
+			for _, n := range l.internal {
+				if n.to == l.address {
+					native.Add(native, n.value)
+				}
+			}
+			if native.Cmp(l.native) != 0 || native.Sign() < 0 {
+				t.Errorf("%s: rows net %s wei, balance %s", sc.spec.name, native, l.native)
+			}
+			tokens := map[*token]*big.Int{}
+			sameBlock := 0
+			for i, n := range l.tokens {
+				b := tokens[n.token]
+				if b == nil {
+					b = new(big.Int)
+					tokens[n.token] = b
+				}
+				if n.from == l.address {
+					b.Sub(b, n.value)
+				}
+				if n.to == l.address {
+					b.Add(b, n.value)
+				}
+				if b.Sign() < 0 {
+					t.Errorf("%s: %s goes negative", sc.spec.name, n.token.symbol)
+				}
+				if i > 0 && l.tokens[i-1].block == n.block && l.tokens[i-1].hash != n.hash {
+					sameBlock++
+				}
+			}
+			for tk, b := range tokens {
+				if b.Cmp(l.balances[tk]) != 0 {
+					t.Errorf("%s %s: rows net %s, balance %s", sc.spec.name, tk.symbol, b, l.balances[tk])
+				}
+			}
+			if sameBlock == 0 {
+				t.Errorf("%s: no block holds two token transfers", sc.spec.name)
+			}
+			for _, k := range Kinds {
+				if l.kinds[k] == 0 {
+					t.Errorf("%s: no %s", sc.spec.name, k)
+				}
+			}
+		}
+	}
+}
+
+func TestGenerationIsFastAndDeterministic(t *testing.T) {
+	start := time.Now()
+	s := NewBenchmark(1, nil, 100, 1000)
+	took := time.Since(start)
+	t.Logf("100 wallets × 1,000 transactions generated in %v", took)
+	if took > 5*time.Second {
+		t.Errorf("generation took %v", took)
+	}
+	if got := s.Chains(); len(got) != 1 || got[0] != "ethereum" || len(s.Addresses()) != 100 {
+		t.Errorf("chains %v, %d wallets", got, len(s.Addresses()))
+	}
+	a, b := New(Options{Seed: 9, Wallets: 2, TxsPerWallet: 50}), New(Options{Seed: 9, Wallets: 2, TxsPerWallet: 50})
+	if a.Wallet(1) != b.Wallet(1) || a.Truth("polygon", 1).Native.Cmp(b.Truth("polygon", 1).Native) != 0 {
+		t.Error("the same seed made different wallets")
+	}
+}
+
+type apiAnswer struct {
+	Status  string          `json:"status"`
+	Message string          `json:"message"`
+	Result  json.RawMessage `json:"result"`
+}
+
+func get(t *testing.T, srv *httptest.Server, q url.Values) apiAnswer {
+	t.Helper()
+	res, err := http.Get(srv.URL + "/v2/api?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var a apiAnswer
+	if err := json.NewDecoder(res.Body).Decode(&a); err != nil || res.StatusCode != 200 {
+		t.Fatalf("HTTP %d: %v", res.StatusCode, err)
+	}
+	return a
+}
+
+func resultText(a apiAnswer) string {
+	var s string
+	_ = json.Unmarshal(a.Result, &s)
+	return s
+}
+
+func TestAPI(t *testing.T) {
+	s := New(Options{Seed: 5, Wallets: 2, TxsPerWallet: 100, RequestsPerSecond: -1})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	query := func(kv ...string) url.Values {
+		q := url.Values{"chainid": {"42161"}, "module": {"account"}, "action": {"txlist"}, "address": {s.Wallet(0)},
+			"startblock": {"0"}, "endblock": {"99999999999"}, "page": {"1"}, "offset": {"1000"}, "sort": {"asc"}, "apikey": {s.APIKey()}}
+		for i := 0; i < len(kv); i += 2 {
+			q.Set(kv[i], kv[i+1])
+		}
+		return q
+	}
+	truth := s.Truth("arbitrum", 0)
+
+	all := get(t, srv, query())
+	var rows []map[string]string
+	if err := json.Unmarshal(all.Result, &rows); err != nil || all.Status != "1" || len(rows) != truth.Rows["txlist"] {
+		t.Fatalf("txlist: %v %s, %d rows, truth %d", err, all.Status, len(rows), truth.Rows["txlist"])
+	}
+	if rows[0]["blockNumber"] < "150000000" || rows[0]["hash"][:2] != "0x" || len(rows[0]["hash"]) != 66 || rows[0]["isError"] == "" {
+		t.Errorf("row %v", rows[0])
+	}
+	// startblock and endblock are inclusive.
+	b := rows[3]["blockNumber"]
+	one := get(t, srv, query("startblock", b, "endblock", b))
+	var inBlock []map[string]string
+	_ = json.Unmarshal(one.Result, &inBlock)
+	if len(inBlock) == 0 || inBlock[0]["blockNumber"] != b {
+		t.Errorf("block %s: %v", b, inBlock)
+	}
+	// Descending order.
+	desc := get(t, srv, query("sort", "desc", "offset", "1"))
+	var last []map[string]string
+	_ = json.Unmarshal(desc.Result, &last)
+	if len(last) != 1 || last[0]["hash"] != rows[len(rows)-1]["hash"] {
+		t.Errorf("desc: %v", last)
+	}
+
+	for name, c := range map[string]struct {
+		q       url.Values
+		status  string
+		message string
+		result  string
+	}{
+		"window":      {query("page", "11", "offset", "1000"), "0", "NOTOK", "Result window is too large, PageNo x Offset size must be less than or equal to 10000"},
+		"window edge": {query("page", "10", "offset", "1000"), "0", "No transactions found", ""},
+		"empty":       {query("address", "0xde709f2102306220921060314715629080e2fb77"), "0", "No transactions found", ""},
+		"no key":      {query("apikey", ""), "0", "NOTOK", "Missing/Invalid API Key"},
+		"wrong key":   {query("apikey", "NOPE"), "0", "NOTOK", "Invalid API Key (#err2)|sim"},
+		"chain":       {query("chainid", "10"), "0", "NOTOK", msgBadChain},
+		"address":     {query("address", "0x123"), "0", "NOTOK", msgBadAddress},
+		"balance":     {query("action", "balance"), "1", "OK", truth.Native.String()},
+	} {
+		a := get(t, srv, c.q)
+		if a.Status != c.status || a.Message != c.message || resultText(a) != c.result {
+			t.Errorf("%s: %s %s %s", name, a.Status, a.Message, a.Result)
+		}
+	}
+	for _, action := range []string{"txlistinternal", "tokentx"} {
+		a := get(t, srv, query("action", action))
+		var rows []map[string]string
+		if err := json.Unmarshal(a.Result, &rows); err != nil || len(rows) != truth.Rows[action] {
+			t.Errorf("%s: %v, %d rows, truth %d", action, err, len(rows), truth.Rows[action])
+		}
+	}
+}
+
+func TestRateLimitEnforced(t *testing.T) {
+	// A clock 1,000 times slower than the wall: the five requests fall in one simulated second.
+	clock := provider.NewScaledClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), 0.001)
+	s := New(Options{Seed: 5, Wallets: 1, TxsPerWallet: 10, Clock: clock})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	var limited int
+	for i, chainID := range []string{"1", "42161", "8453", "137", "1"} {
+		a := get(t, srv, url.Values{"chainid": {chainID}, "module": {"account"}, "action": {"balance"}, "address": {s.Wallet(0)}, "apikey": {s.APIKey()}})
+		if a.Status == "0" {
+			limited++
+			if a.Message != "NOTOK" || resultText(a) != "Max calls per sec rate limit reached (3/sec)" {
+				t.Errorf("request %d: %s %s", i, a.Message, a.Result)
+			}
+		}
+	}
+	if st := s.Stats(); limited != 2 || st.RateLimited != 2 || st.Requests != 5 || st.Served != 3 {
+		t.Errorf("%d limited; stats %+v", limited, st)
+	}
+}
+
+func TestRPC(t *testing.T) {
+	s := New(Options{Seed: 5, Wallets: 1, TxsPerWallet: 150, Chains: []string{"polygon"}})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	truth := s.Truth("polygon", 0)
+	holder := strings.ToLower(s.Wallet(0))[2:]
+	calls := []map[string]any{
+		{"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []any{}},
+		{"jsonrpc": "2.0", "id": 2, "method": "eth_getBalance", "params": []any{s.Wallet(0), "latest"}},
+	}
+	for i, tb := range truth.Tokens {
+		calls = append(calls, map[string]any{"jsonrpc": "2.0", "id": 3 + i, "method": "eth_call",
+			"params": []any{map[string]string{"to": tb.Contract, "data": "0x70a08231" + strings.Repeat("0", 24) + holder}, "latest"}})
+	}
+	body, _ := json.Marshal(calls)
+	res, err := http.Post(srv.URL+"/rpc/polygon", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	var answers []struct {
+		ID     int    `json:"id"`
+		Result string `json:"result"`
+	}
+	if err := json.Unmarshal(raw, &answers); err != nil || len(answers) != len(calls) {
+		t.Fatalf("%v: %s", err, raw)
+	}
+	hexInt := func(s string) *big.Int {
+		n, _ := new(big.Int).SetString(strings.TrimPrefix(s, "0x"), 16)
+		return n
+	}
+	if hexInt(answers[0].Result).Uint64() != s.Head("polygon") || hexInt(answers[1].Result).Cmp(truth.Native) != 0 {
+		t.Errorf("head %s balance %s", answers[0].Result, answers[1].Result)
+	}
+	for i, tb := range truth.Tokens {
+		r := answers[2+i].Result
+		if len(r) != 66 || hexInt(r).Cmp(tb.Units) != 0 {
+			t.Errorf("%s: %s, truth %s", tb.Symbol, r, tb.Units)
+		}
+		if _, err := hex.DecodeString(r[2:]); err != nil {
+			t.Error(err)
+		}
+	}
+	if st := s.Stats(); st.RPCRequests != 1 || st.RPCCalls != len(calls) {
+		t.Errorf("stats %+v", st)
+	}
+}
