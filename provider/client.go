@@ -23,6 +23,8 @@ import (
 // for per-IP limits.
 type Limiter interface {
 	Wait(ctx context.Context, key string, cost int) error
+	// Observe is called once after every call Wait let through, when its answer was read:
+	// status 0 and a nil header when there was no answer.
 	Observe(key string, status int, header http.Header)
 }
 
@@ -145,6 +147,7 @@ func (c *Client) backoff(attempt int) time.Duration {
 }
 
 func (c *Client) once(ctx context.Context, req Request) (*Response, error) {
+	var observe func(status int, header http.Header)
 	if c.Limiter != nil {
 		cost := req.Cost
 		if cost <= 0 {
@@ -152,6 +155,19 @@ func (c *Client) once(ctx context.Context, req Request) (*Response, error) {
 		}
 		if err := c.Limiter.Wait(ctx, req.LimitKey, cost); err != nil {
 			return nil, err
+		}
+		// Every call the limiter let through is observed once, also one that never got an
+		// answer (status 0, no header): limiters that count calls in flight must learn that
+		// it ended.
+		observed := false
+		defer func() {
+			if !observed {
+				c.Limiter.Observe(req.LimitKey, 0, nil)
+			}
+		}()
+		observe = func(status int, header http.Header) {
+			observed = true
+			c.Limiter.Observe(req.LimitKey, status, header)
 		}
 	}
 	timeout := c.AttemptTimeout
@@ -191,8 +207,8 @@ func (c *Client) once(ctx context.Context, req Request) (*Response, error) {
 	}
 	defer hres.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(hres.Body, 64<<20))
-	if c.Limiter != nil {
-		c.Limiter.Observe(req.LimitKey, hres.StatusCode, hres.Header)
+	if observe != nil {
+		observe(hres.StatusCode, hres.Header)
 	}
 	if err != nil {
 		return nil, Transient(fmt.Errorf("%s %s: reading the body: %w", req.Method, hr.URL.Path, err), 0)

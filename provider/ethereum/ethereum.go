@@ -57,7 +57,7 @@ const (
 const DefaultRequestsPerSecond = 3
 
 // DefaultRateMargin widens the limiter's window (see Limiter).
-const DefaultRateMargin = 100 * time.Millisecond
+const DefaultRateMargin = 20 * time.Millisecond
 
 // NativeDecimals: a wei is 10⁻¹⁸ of the native coin on every supported chain.
 const NativeDecimals = 18
