@@ -54,6 +54,7 @@ func TestReadmeFirstSession(t *testing.T) {
 	for _, want := range []string{
 		`"rate_limited"`, `"revoked"`, `"invalid_credentials"`, // the credentials listing
 		`"status": "pending"`,                // the connection added
+		`"connection_type": "wallet"`,        // the wallet added
 		`"status": "succeeded"`,              // the refresh
 		`{"asset_symbol":"BTC","quantity":"`, // the portfolio
 		`{"timestamp":"`,                     // the transactions
