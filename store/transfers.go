@@ -14,7 +14,9 @@ import (
 )
 
 // TransferSide is a transaction that may be one side of a movement between two of a user's
-// connections: an unlinked send or receive of one asset that did not fail.
+// connections: an unlinked send or receive of a positive amount of one asset that did not fail
+// and is not spam (address poisoning sends look-alike zero transfers and fake tokens to many
+// wallets at once, two of which may be the user's).
 type TransferSide struct {
 	ID           string
 	ConnectionID string
@@ -31,7 +33,8 @@ type TransferSide struct {
 // clauses that follow repeat the partial indexes' predicates so that the planners use them.
 const transferSideSelect = `SELECT t.id, t.connection_id, t.type, t.ts, t.tx_hash, l.side, l.asset_symbol, l.amount
 	FROM transactions t JOIN transaction_legs l ON l.transaction_id = t.id
-	WHERE t.user_id = ? AND t.transfer_id = '' AND t.type IN ('send', 'receive') AND t.status <> 'failed'`
+	WHERE t.user_id = ? AND t.transfer_id = '' AND t.type IN ('send', 'receive') AND t.status <> 'failed'
+		AND t.category <> 'spam'`
 
 // UnlinkedTransferSides returns the connection's unlinked sends and receives.
 func (s *Store) UnlinkedTransferSides(ctx context.Context, userID, connectionID string) ([]TransferSide, error) {
@@ -119,7 +122,7 @@ func (s *Store) transferSides(ctx context.Context, query string, args ...any) ([
 	}
 	out := make([]TransferSide, 0, len(order))
 	for _, a := range order {
-		if a.legs != 1 || a.badLeg {
+		if a.legs != 1 || a.badLeg || !a.side.Amount.IsPositive() {
 			continue
 		}
 		a.side.Fee = a.feeByAsst[a.side.AssetSymbol]
@@ -178,7 +181,7 @@ func (s *Store) unlinkTransfersOfTx(ctx context.Context, tx *sql.Tx, userID, con
 }
 
 // HashSpellings are the spellings of an on-chain hash that providers use for one transaction:
-// as given, lower case, and with and without the 0x prefix of EVM chains.
+// as given, in lower and upper case, with and without the 0x prefix of EVM chains.
 func HashSpellings(h string) []string {
 	h = strings.TrimSpace(h)
 	if h == "" {
@@ -186,8 +189,9 @@ func HashSpellings(h string) []string {
 	}
 	lower := strings.ToLower(h)
 	bare := strings.TrimPrefix(lower, "0x")
+	upper := strings.ToUpper(bare)
 	out := []string{h}
-	for _, v := range []string{lower, bare, "0x" + bare} {
+	for _, v := range []string{lower, bare, "0x" + bare, upper, "0x" + upper} {
 		if !slices.Contains(out, v) {
 			out = append(out, v)
 		}

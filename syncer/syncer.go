@@ -119,6 +119,10 @@ const (
 // arguments: everything else is read fresh when the job runs.
 type balancesArgs struct {
 	ConnectionID string `json:"connection_id"`
+	// FollowsJob, when set, is a sync that was running when this one was asked for: this
+	// one runs after it (the connection's lease orders them), because the running one may
+	// have read the provider before the request.
+	FollowsJob int64 `json:"follows_job,omitempty"`
 }
 
 func (balancesArgs) Kind() string { return "sync.balances" }
@@ -207,9 +211,20 @@ var uniqueWhileQueued = &river.InsertOpts{UniqueOpts: river.UniqueOpts{
 // EnqueueTx queues a sync of the connection inside the caller's transaction: the one that
 // created the connection or recorded the refresh, so that neither exists without the other.
 // The balances stage runs first and queues the history stage.
+//
+// A request while a sync waits joins it. A request while one runs gets a sync of its own
+// after it — one for any number of requests during that run — since the running one may have
+// read the provider before the request and a refresh must see data read after it was asked.
 func (e *Engine) EnqueueTx(ctx context.Context, tx *sql.Tx, connectionID string) error {
-	if _, err := e.river.InsertTx(ctx, tx, balancesArgs{ConnectionID: connectionID}, uniqueWhileQueued); err != nil {
+	res, err := e.river.InsertTx(ctx, tx, balancesArgs{ConnectionID: connectionID}, uniqueWhileQueued)
+	if err != nil {
 		return fmt.Errorf("syncer: queueing a sync: %w", err)
+	}
+	if res.UniqueSkippedAsDuplicate && res.Job != nil && res.Job.State == rivertype.JobStateRunning {
+		follow := balancesArgs{ConnectionID: connectionID, FollowsJob: res.Job.ID}
+		if _, err := e.river.InsertTx(ctx, tx, follow, uniqueWhileQueued); err != nil {
+			return fmt.Errorf("syncer: queueing a sync: %w", err)
+		}
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opencalico/opencalico"
 	"github.com/opencalico/opencalico/store"
 )
 
@@ -53,6 +54,9 @@ func Match(mine, others []store.TransferSide) []Pair {
 	type candidate struct {
 		m, o   int
 		byHash bool
+		// amount: the amounts agree (for a hash match, where they need not: a batch
+		// withdrawal pays several of the user's wallets in one transaction).
+		amount bool
 		gap    time.Duration
 	}
 	byHash := map[string][]int{}
@@ -65,8 +69,10 @@ func Match(mine, others []store.TransferSide) []Pair {
 	for mi, m := range mine {
 		if m.TxHash != "" {
 			for _, oi := range byHash[normalizeHash(m.TxHash)] {
-				if opposite(m, others[oi]) {
-					cands = append(cands, candidate{m: mi, o: oi, byHash: true, gap: absDuration(m.Timestamp.Sub(others[oi].Timestamp))})
+				if o := others[oi]; opposite(m, o) {
+					send, recv := sides(m, o)
+					cands = append(cands, candidate{m: mi, o: oi, byHash: true, amount: amountMatches(send, recv),
+						gap: absDuration(m.Timestamp.Sub(o.Timestamp))})
 				}
 			}
 		}
@@ -74,22 +80,22 @@ func Match(mine, others []store.TransferSide) []Pair {
 			if (m.TxHash != "" && o.TxHash != "") || !opposite(m, o) {
 				continue
 			}
-			send, recv := m, o
-			if m.Type != "send" {
-				send, recv = o, m
-			}
+			send, recv := sides(m, o)
 			if !amountMatches(send, recv) || !inWindow(send, recv) {
 				continue
 			}
-			cands = append(cands, candidate{m: mi, o: oi, gap: absDuration(recv.Timestamp.Sub(send.Timestamp))})
+			cands = append(cands, candidate{m: mi, o: oi, amount: true, gap: absDuration(recv.Timestamp.Sub(send.Timestamp))})
 		}
 	}
-	// Hash matches first, then the closest in time; ids break ties so that the result never
-	// depends on the order rows came in.
+	// Hash matches first, then agreeing amounts, then the closest in time; ids break ties so
+	// that the result never depends on the order rows came in.
 	sort.SliceStable(cands, func(i, j int) bool {
 		a, b := cands[i], cands[j]
 		if a.byHash != b.byHash {
 			return a.byHash
+		}
+		if a.amount != b.amount {
+			return a.amount
 		}
 		if a.gap != b.gap {
 			return a.gap < b.gap
@@ -107,12 +113,20 @@ func Match(mine, others []store.TransferSide) []Pair {
 		}
 		usedMine[c.m], usedOther[c.o] = true, true
 		p := Pair{Send: mine[c.m], Receive: others[c.o]}
-		if p.Send.Type != "send" {
+		if p.Send.Type != opencalico.TypeSend {
 			p.Send, p.Receive = p.Receive, p.Send
 		}
 		out = append(out, p)
 	}
 	return out
+}
+
+// sides orders two opposite sides as the send and the receive.
+func sides(a, b store.TransferSide) (send, recv store.TransferSide) {
+	if a.Type == opencalico.TypeSend {
+		return a, b
+	}
+	return b, a
 }
 
 // opposite reports whether a and b are a send and a receive of one asset in two connections.

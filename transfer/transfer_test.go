@@ -100,6 +100,16 @@ func TestMatch(t *testing.T) {
 				side("x2", "exchange", send, 5*time.Hour, "", "BTC", "0.1", ""),
 			},
 			[]string{"x1>w1", "x2>w2"}},
+		{"one batch withdrawal paying two wallets: each receive takes the send of its amount",
+			[]store.TransferSide{
+				side("w1", "wallet1", recv, time.Minute, "batch", "ETH", "2", ""),
+				side("w2", "wallet2", recv, time.Minute, "batch", "ETH", "1", ""),
+			},
+			[]store.TransferSide{
+				side("x1", "exchange", send, 0, "batch", "ETH", "1", ""),
+				side("x2", "exchange", send, 0, "batch", "ETH", "2", ""),
+			},
+			[]string{"x1>w2", "x2>w1"}},
 		{"a hash match wins over a closer amount match",
 			[]store.TransferSide{side("w1", "wallet", recv, time.Hour, "h1", "BTC", "0.1", "")},
 			[]store.TransferSide{
@@ -188,6 +198,24 @@ func TestLinkerOnStore(t *testing.T) {
 				Categorization: opencalico.Categorization{Category: opencalico.CategoryDeposit}, Status: opencalico.TxConfirmed,
 				Timestamp: t0.Add(30 * time.Minute), TxHash: "d00d",
 				Outputs: []opencalico.Leg{{AssetSymbol: "BTC", Amount: decimal.RequireFromString("0.3")}}}
+			// Address poisoning reaching two of the user's wallets in one transaction: a spam
+			// send from one and a spam receive in the other, same hash. Never a transfer.
+			other2 := conn("ethereum", opencalico.AuthWallet)
+			poison := func(c *opencalico.Connection, typ opencalico.TransactionType, amount string) *opencalico.Transaction {
+				t := &opencalico.Transaction{ConnectionID: c.ID, ExternalID: "poison", Type: typ,
+					Categorization: opencalico.Categorization{Category: opencalico.CategorySpam}, Status: opencalico.TxConfirmed,
+					Timestamp: t0, TxHash: "0xbad"}
+				leg := []opencalico.Leg{{AssetSymbol: "USDT", Amount: decimal.RequireFromString(amount)}}
+				if typ == opencalico.TypeSend {
+					t.Inputs = leg
+				} else {
+					t.Outputs = leg
+				}
+				return t
+			}
+			if _, err := st.UpsertTransactions(ctx, []*opencalico.Transaction{poison(wallet, opencalico.TypeSend, "0"), poison(other2, opencalico.TypeReceive, "0")}); err != nil {
+				t.Fatal(err)
+			}
 			for _, batch := range [][]*opencalico.Transaction{{withdrawal()}, {receive(opencalico.TxPending), other}} {
 				if _, err := st.UpsertTransactions(ctx, batch); err != nil {
 					t.Fatal(err)
@@ -231,8 +259,8 @@ func TestLinkerOnStore(t *testing.T) {
 				t.Fatalf("changes after linking: %d modified, want both sides", len(changes.Modified))
 			}
 
-			// Linking again, from either side, finds nothing more.
-			for _, c := range []string{wallet.ID, kraken.ID} {
+			// Linking again, from any side, finds nothing more: not the spam.
+			for _, c := range []string{wallet.ID, kraken.ID, other2.ID} {
 				if n, err := l.Link(ctx, u.ID, c); err != nil || n != 0 {
 					t.Fatalf("Link again from %s = %d, %v", c, n, err)
 				}

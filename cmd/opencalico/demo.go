@@ -297,8 +297,8 @@ type (
 	}
 )
 
-// demoProviders are the exchanges the demo connects, in order.
-var demoProviders = []struct{ id, name string }{{"binance", "Binance"}, {"kraken", "Kraken"}, {"coinbase", "Coinbase"}}
+// demoProviders are the accounts the demo connects, in order: three exchanges and a wallet.
+var demoProviders = []struct{ id, name string }{{"binance", "Binance"}, {"kraken", "Kraken"}, {"coinbase", "Coinbase"}, {"bitcoin", "Bitcoin"}}
 
 func demoStory(ctx context.Context, srv *demoServer, out io.Writer, terminal bool) error {
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
@@ -310,7 +310,7 @@ func demoStory(ctx context.Context, srv *demoServer, out io.Writer, terminal boo
 	if err := json.Unmarshal(raw, &file); err != nil {
 		return err
 	}
-	say("opencalico demo: a sandbox server at %s with the Binance, Kraken and Coinbase simulators", srv.base)
+	say("opencalico demo: a sandbox server at %s with the Binance, Kraken, Coinbase and Bitcoin simulators", srv.base)
 	say("")
 
 	// 1. A user who has consented to the sandbox client.

@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// TestDemo runs `opencalico demo` and checks that it tells the story: the three providers
-// connected and synced, a portfolio with BTC, and transactions.
+// TestDemo runs `opencalico demo` and checks that it tells the story: the three exchanges and
+// the wallet connected and synced, a portfolio with BTC, and transactions.
 func TestDemo(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -24,7 +24,7 @@ func TestDemo(t *testing.T) {
 		t.Errorf("demo took %s, want under a minute", d)
 	}
 	out := stdout.String()
-	for _, p := range []string{"binance", "kraken", "coinbase"} {
+	for _, p := range []string{"binance", "kraken", "coinbase", "bitcoin"} {
 		if !regexp.MustCompile(`(?m)^   ` + p + ` +conn_\S+  connection active .*rows [1-9]`).MatchString(out) {
 			t.Errorf("no synced %s connection in:\n%s", p, out)
 		}

@@ -528,15 +528,16 @@ func (ad *Adapter) Balances(ctx context.Context, a provider.Account) ([]opencali
 	return out, nil
 }
 
-// touchedTokens pages the wallet's whole tokentx list up to the chain head, at the largest
-// page size, and returns its token contracts sorted.
+// touchedTokens pages the wallet's whole tokentx list up to the chain head, at the adapter's
+// page size, and returns its token contracts sorted. Not at MaxOffset: since 1 July 2026 a
+// free key gets at most 1,000 rows per request, and a short page reads as the list's end.
 func (ad *Adapter) touchedTokens(ctx context.Context, acc account) ([]tokenInfo, error) {
 	head, err := ad.headBlock(ctx, acc.chain.Name)
 	if err != nil {
 		return nil, err
 	}
 	found := map[string]tokenInfo{}
-	r := newListReader(ad, acc, ActionTokenTx, 0, MaxOffset)
+	r := newListReader(ad, acc, ActionTokenTx, 0, ad.offset)
 	for !r.done {
 		if err := r.fetch(ctx, head); err != nil {
 			return nil, err

@@ -188,7 +188,10 @@ func newListReader(ad *Adapter, acc account, action string, from int64, offset i
 
 // fetch reads the next page, and moves reached past the blocks it completes.
 func (r *listReader) fetch(ctx context.Context, end int64) error {
-	rows, err := r.read(ctx, r.next, end, 1)
+	// seen ranks identical rows (see read); the pages of one block share it, as they are one
+	// run of that block's rows.
+	seen := map[string]int{}
+	rows, err := r.read(ctx, r.next, end, 1, seen)
 	if err != nil {
 		return err
 	}
@@ -209,7 +212,7 @@ func (r *listReader) fetch(ctx context.Context, end int64) error {
 			return &opencalico.Error{Code: opencalico.EProviderError, ProviderID: ProviderID,
 				Message: fmt.Sprintf("Etherscan lists more than %d %s rows of the wallet in block %d, more than it can page.", MaxResultWindow, r.action, block)}
 		}
-		rows, err := r.read(ctx, block, block, page)
+		rows, err := r.read(ctx, block, block, page, seen)
 		if err != nil {
 			return err
 		}
@@ -255,10 +258,10 @@ func (r *listReader) take(bound int64) []listRow {
 // wallet meets a transaction once there), hash and traceId for internal transfers, hash and
 // logIndex for token transfers. Where the answer lacks the index, the row's content and its
 // rank among identical rows of the page stand in: a page always holds a block's rows from
-// the block's start, in the same order.
-func (r *listReader) read(ctx context.Context, start, end int64, page int) ([]listRow, error) {
+// the block's start, in the same order, and the later pages of a block that fills whole
+// pages go on counting in seen from where the earlier ones stopped.
+func (r *listReader) read(ctx context.Context, start, end int64, page int, seen map[string]int) ([]listRow, error) {
 	var rows []listRow
-	seen := map[string]int{}
 	identity := func(base string) string {
 		n := seen[base]
 		seen[base] = n + 1
