@@ -46,7 +46,11 @@ const RPCProviderID opencalico.ProviderID = "ethereum-rpc"
 // Paging limits of Etherscan's account lists.
 const (
 	DefaultOffset = 1000
-	MaxOffset     = 10000
+	// MaxOffset is the most rows a page is asked for. Since 1 July 2026 a free key gets at
+	// most 1,000 rows a request whatever the offset (5,000 on paid plans); a page shorter
+	// than the offset asked for reads as the list's end, so asking for more than the plan
+	// gives would lose history without a word. 1,000 is right for every plan.
+	MaxOffset = 1000
 	// MaxResultWindow is the cap of page × offset.
 	MaxResultWindow = 10000
 	// EndBlock is the "no upper bound" Etherscan's examples use.
@@ -147,7 +151,7 @@ type Options struct {
 	RPCRequestsPerSecond float64
 	RPCBurst             int
 	RPCLimiter           provider.Limiter
-	// Offset is the rows per Etherscan page (default 1000, at most 10000).
+	// Offset is the rows per Etherscan page (default and at most MaxOffset, 1000).
 	Offset int
 	// Confirmations, when positive, replaces every chain's Chain.Confirmations.
 	Confirmations int64
@@ -529,8 +533,7 @@ func (ad *Adapter) Balances(ctx context.Context, a provider.Account) ([]opencali
 }
 
 // touchedTokens pages the wallet's whole tokentx list up to the chain head, at the adapter's
-// page size, and returns its token contracts sorted. Not at MaxOffset: since 1 July 2026 a
-// free key gets at most 1,000 rows per request, and a short page reads as the list's end.
+// page size, and returns its token contracts sorted.
 func (ad *Adapter) touchedTokens(ctx context.Context, acc account) ([]tokenInfo, error) {
 	head, err := ad.headBlock(ctx, acc.chain.Name)
 	if err != nil {
