@@ -82,6 +82,35 @@ func walkTransactions(t *testing.T, user *apiClient, query string) []dayTransact
 	}
 }
 
+// refreshAndWait asks for a transactions refresh of every connection and waits until it
+// succeeded; any other end fails the test.
+func refreshAndWait(t *testing.T, user *apiClient, timeout time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	var refresh struct {
+		RefreshID string `json:"refresh_id"`
+	}
+	if err := user.call(ctx, http.MethodPost, "/accounts/v2/transactions/refresh", nil, &refresh); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		var status struct {
+			Status string `json:"status"`
+		}
+		if err := user.call(ctx, http.MethodGet, "/accounts/v2/refresh/"+refresh.RefreshID, nil, &status); err != nil {
+			t.Fatal(err)
+		}
+		if status.Status == "succeeded" {
+			return
+		}
+		if status.Status == "failed" || status.Status == "partial" || time.Now().After(deadline) {
+			t.Fatalf("refresh %s", status.Status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // posKey is a position: a connection's asset.
 type posKey struct{ conn, asset string }
 
@@ -201,28 +230,7 @@ func TestPartnerDay(t *testing.T) {
 	}
 
 	// Refresh and wait for it.
-	var refresh struct {
-		RefreshID string `json:"refresh_id"`
-	}
-	if err := user.call(ctx, http.MethodPost, "/accounts/v2/transactions/refresh", nil, &refresh); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		var status struct {
-			Status string `json:"status"`
-		}
-		if err := user.call(ctx, http.MethodGet, "/accounts/v2/refresh/"+refresh.RefreshID, nil, &status); err != nil {
-			t.Fatal(err)
-		}
-		if status.Status == "succeeded" {
-			break
-		}
-		if status.Status == "failed" || status.Status == "partial" || time.Now().After(deadline) {
-			t.Fatalf("refresh %s", status.Status)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	refreshAndWait(t, user, 90*time.Second)
 	var listed struct {
 		Providers []struct {
 			ConnectionID string  `json:"connection_id"`

@@ -77,28 +77,7 @@ func TestSandboxWallets(t *testing.T) {
 	wantError("the EVM address in lower case", map[string]any{"provider_id": "ethereum", "connection": map[string]string{
 		"type": "wallet", "address": strings.ToLower(eth["address"]), "chain": eth["chain"]}}, http.StatusConflict, "already_connected")
 
-	var refresh struct {
-		RefreshID string `json:"refresh_id"`
-	}
-	if err := user.call(ctx, http.MethodPost, "/accounts/v2/transactions/refresh", nil, &refresh); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		var status struct {
-			Status string `json:"status"`
-		}
-		if err := user.call(ctx, http.MethodGet, "/accounts/v2/refresh/"+refresh.RefreshID, nil, &status); err != nil {
-			t.Fatal(err)
-		}
-		if status.Status == "succeeded" {
-			break
-		}
-		if status.Status == "failed" || status.Status == "partial" || time.Now().After(deadline) {
-			t.Fatalf("refresh %s", status.Status)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	refreshAndWait(t, user, 2*time.Minute)
 	var listed struct {
 		Providers []struct {
 			ConnectionID string  `json:"connection_id"`
