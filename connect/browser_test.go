@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
 
+	"github.com/opencalico/opencalico/provider/ethereum"
 	cbsim "github.com/opencalico/opencalico/provider/sim/coinbase"
 )
 
@@ -389,4 +390,28 @@ func TestBrowserWallet(t *testing.T) {
 		run(t, ctx, "reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(".connections")))
 	}
 	shot.take("wallet-synced")
+
+	// Ethereum reads several chains: its form asks which, and the address may come in lower
+	// case (it is kept checksummed).
+	run(t, ctx, "open Ethereum", chromedp.Click(chromedp.CSS("#pick-ethereum")), chromedp.WaitVisible(chromedp.CSS(`select#f-chain`)))
+	if got := text(t, ctx, "select#f-chain"); !strings.Contains(got, "Ethereum") || !strings.Contains(got, "Polygon PoS") ||
+		!strings.Contains(got, "Arbitrum One") || !strings.Contains(got, "Base") {
+		t.Fatalf("the network choice: %q", got)
+	}
+	addr := h.etherscan.Wallet(0)
+	run(t, ctx, "enter an address on Polygon",
+		chromedp.SendKeys(chromedp.CSS(`input[name=address]`), strings.ToLower(addr)),
+		chromedp.SetValue(chromedp.CSS(`select#f-chain`), "polygon"))
+	shot.take("wallet-network")
+	run(t, ctx, "connect", chromedp.Click(chromedp.CSS(`form.stack button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS(".connections")))
+	if got := text(t, ctx, ".notice"); !strings.Contains(got, "is connected") {
+		t.Fatalf("after connecting on Polygon: %q", got)
+	}
+	conns, err := h.db.ListConnections(context.Background(), h.userID(t, "bob@example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := conns[len(conns)-1]; c.ProviderID != ethereum.ProviderID || c.Chain != "polygon" || c.Address != addr {
+		t.Fatalf("stored %s %s %s, want ethereum on polygon at %s", c.ProviderID, c.Chain, c.Address, addr)
+	}
 }

@@ -27,10 +27,12 @@ import (
 	"github.com/opencalico/opencalico/provider/binance"
 	"github.com/opencalico/opencalico/provider/bitcoin"
 	"github.com/opencalico/opencalico/provider/coinbase"
+	"github.com/opencalico/opencalico/provider/ethereum"
 	"github.com/opencalico/opencalico/provider/kraken"
 	binancesim "github.com/opencalico/opencalico/provider/sim/binance"
 	cbsim "github.com/opencalico/opencalico/provider/sim/coinbase"
 	esplorasim "github.com/opencalico/opencalico/provider/sim/esplora"
+	etherscansim "github.com/opencalico/opencalico/provider/sim/etherscan"
 	"github.com/opencalico/opencalico/secrets"
 	"github.com/opencalico/opencalico/store"
 	"github.com/opencalico/opencalico/syncer"
@@ -93,20 +95,21 @@ func (p *partner) last() url.Values {
 }
 
 type harness struct {
-	t        *testing.T
-	db       *store.Store
-	ts       *httptest.Server
-	auth     *oauth.Server
-	sim      *binancesim.Simulator
-	cb       *cbsim.Simulator // Coinbase, connected through its OAuth consent
-	esplora  *esplorasim.Simulator
-	cbURL    string
-	conns    *connections.Service
-	partner  *partner
-	client   *opencalico.Client
-	oauthCfg *oauth2.Config
-	logs     *strings.Builder
-	logMu    *sync.Mutex
+	t         *testing.T
+	db        *store.Store
+	ts        *httptest.Server
+	auth      *oauth.Server
+	sim       *binancesim.Simulator
+	cb        *cbsim.Simulator // Coinbase, connected through its OAuth consent
+	esplora   *esplorasim.Simulator
+	etherscan *etherscansim.Simulator
+	cbURL     string
+	conns     *connections.Service
+	partner   *partner
+	client    *opencalico.Client
+	oauthCfg  *oauth2.Config
+	logs      *strings.Builder
+	logMu     *sync.Mutex
 }
 
 // lockedWriter lets the server's logs be read by the test (no secret may be in them).
@@ -175,9 +178,16 @@ func newHarness(t *testing.T, withSync bool) *harness {
 	esploraTS := httptest.NewServer(h.esplora.Handler())
 	t.Cleanup(esploraTS.Close)
 
+	// Ethereum and the EVM chains, read from an Etherscan simulator.
+	h.etherscan = etherscansim.New(etherscansim.Options{Seed: 6, Wallets: 1, TxsPerWallet: 20, RequestsPerSecond: -1})
+	etherscanTS := httptest.NewServer(h.etherscan.Handler())
+	t.Cleanup(etherscanTS.Close)
+
 	registry := provider.NewRegistry(
 		binance.New(binance.Options{BaseURL: simTS.URL}),
 		bitcoin.New(bitcoin.Options{BaseURL: esploraTS.URL, RequestsPerSecond: 1000}),
+		ethereum.New(ethereum.Options{BaseURL: etherscanTS.URL, APIKey: h.etherscan.APIKey(), RequestsPerSecond: 1000,
+			RPCURL: func(chain string) string { return etherscanTS.URL + "/rpc/" + chain }}),
 		kraken.New(kraken.Options{BaseURL: "http://127.0.0.1:1"}),
 		cbAdapter,
 		oauthOnly{},

@@ -60,7 +60,25 @@ type providerItem struct {
 	// Wallet: the form takes a public address; Chains are the chains to choose from when
 	// the provider reads several.
 	Wallet bool
-	Chains []string
+	Chains []chainOption
+}
+
+// chainOption is a network a wallet form offers: the chain id the API takes, and its name.
+type chainOption struct{ Value, Label string }
+
+// chainNames are the names people know the chains by.
+var chainNames = map[string]string{"ethereum": "Ethereum", "arbitrum": "Arbitrum One", "base": "Base", "polygon": "Polygon PoS"}
+
+func chainOptions(chains []string) []chainOption {
+	out := make([]chainOption, len(chains))
+	for i, c := range chains {
+		label := chainNames[c]
+		if label == "" {
+			label = c
+		}
+		out[i] = chainOption{Value: c, Label: label}
+	}
+	return out
 }
 
 type fieldItem struct {
@@ -240,7 +258,7 @@ func (w *Widget) providerView(f *flow, p opencalico.Provider) providerItem {
 		it.Type = t
 		it.Wallet = t == opencalico.AuthWallet
 		if it.Wallet && len(p.Chains) > 1 {
-			it.Chains = p.Chains
+			it.Chains = chainOptions(p.Chains)
 		}
 	}
 	if p.Supports(opencalico.AuthOAuth2) {
