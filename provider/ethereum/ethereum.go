@@ -6,7 +6,8 @@
 // (txlist), native value moved by contracts (txlistinternal) and ERC-20 transfers (tokentx).
 // The history merges the three by transaction hash into one transaction with the wallet's
 // net effect per asset, reading the lists side by side by block range so that a transaction
-// is never handed over in parts (see History).
+// is never handed over in parts (see History). On an OP Stack chain (Base) the fee of a
+// transaction the wallet sent also counts the L1 data fee of its receipt, read by JSON-RPC.
 package ethereum
 
 import (
@@ -78,12 +79,17 @@ type Chain struct {
 	// Etherscan's three lists to have indexed every block read (so that none of them lacks a
 	// row the others have) and for a reorganization to be unlikely.
 	Confirmations int64
+	// L1DataFee says the chain is an OP Stack rollup that charges every transaction, on top
+	// of gasUsed × gasPrice, a fee for posting its data to Ethereum. Etherscan's lists leave
+	// it out; the receipt (eth_getTransactionReceipt) gives it as l1Fee, in hex wei. The
+	// history fetches the receipts of the wallet's own transactions to add it to their fee.
+	L1DataFee bool
 }
 
 var chains = []Chain{
 	{Name: "ethereum", ChainID: 1, Symbol: "ETH", Coin: "Ether", SLIP44: 60, RPCURL: "https://ethereum-rpc.publicnode.com", Confirmations: 12},
 	{Name: "arbitrum", ChainID: 42161, Symbol: "ETH", Coin: "Ether", SLIP44: 60, RPCURL: "https://arb1.arbitrum.io/rpc", Confirmations: 240},
-	{Name: "base", ChainID: 8453, Symbol: "ETH", Coin: "Ether", SLIP44: 60, RPCURL: "https://mainnet.base.org", Confirmations: 60},
+	{Name: "base", ChainID: 8453, Symbol: "ETH", Coin: "Ether", SLIP44: 60, RPCURL: "https://mainnet.base.org", Confirmations: 60, L1DataFee: true},
 	{Name: "polygon", ChainID: 137, Symbol: "POL", Coin: "Polygon Ecosystem Token", SLIP44: 966, RPCURL: "https://polygon-rpc.com", Confirmations: 64},
 }
 
@@ -327,6 +333,10 @@ func (ad *Adapter) etherscanList(ctx context.Context, acc account, action string
 		q.Set("apikey", ad.apiKey)
 	}
 	res, err := ad.etherscan.Do(ctx, provider.Request{Method: http.MethodGet, URL: ad.baseURL + "/v2/api?" + q.Encode(), LimitKey: ad.limitKey, Cost: 1})
+	if errors.Is(err, errPlanExcludesChain) {
+		// Classify cannot tell which chain was asked; here the message can name it.
+		return paidPlanError(acc.chain)
+	}
 	if err != nil {
 		return ad.redactErr(err)
 	}
@@ -341,6 +351,15 @@ func (ad *Adapter) etherscanList(ctx context.Context, acc account, action string
 		return ad.shapeErr(action, err)
 	}
 	return nil
+}
+
+// paidPlanError tells the operator that the server's Etherscan key cannot read a chain: the
+// free plan leaves some chains out (Base among them) and only a paid plan serves them.
+func paidPlanError(c Chain) error {
+	return &opencalico.Error{Code: opencalico.EProviderError, ProviderID: ProviderID, Err: errPlanExcludesChain,
+		Message: fmt.Sprintf("The %s chain needs a paid Etherscan API plan: Etherscan's free plan does not serve it (chain id %d). "+
+			"The operator must upgrade the plan of the server's Etherscan API key (%s; see https://etherscan.io/apis) before wallets on %s can be read.",
+			c.Name, c.ChainID, APIKeyEnv, c.Name)}
 }
 
 func (ad *Adapter) shapeErr(what string, err error) error {
@@ -454,11 +473,17 @@ func (ad *Adapter) headBlock(ctx context.Context, chain string) (int64, error) {
 	return n.Int64(), nil
 }
 
-// Verify checks the chain and the address (with its EIP-55 checksum), and that the chain's
-// node answers for it, with one eth_getBalance.
+// Verify checks the chain and the address (with its EIP-55 checksum), that Etherscan serves
+// the chain's history to the server's key (one txlist row: a free key is refused some
+// chains, and a connection whose history cannot be read is better refused now), and that
+// the chain's node answers for the wallet, with one eth_getBalance.
 func (ad *Adapter) Verify(ctx context.Context, a provider.Account) error {
 	acc, err := ad.resolve(a)
 	if err != nil {
+		return err
+	}
+	var probe []NormalTx
+	if err := ad.etherscanList(ctx, acc, ActionTxList, 0, EndBlock, 1, 1, &probe); err != nil {
 		return err
 	}
 	res, err := ad.rpcBatch(ctx, acc.chain.Name, []rpcRequest{{Method: "eth_getBalance", Params: []any{acc.address, "latest"}}})

@@ -92,7 +92,13 @@ func (ad *Adapter) History(ctx context.Context, a provider.Account, from provide
 		for _, r := range readers {
 			rows = append(rows, r.take(next)...)
 		}
-		txs, err := buildTransactions(a, acc, rows)
+		groups := groupRows(rows)
+		// The receipts come before the page is handed over, so that a page is whole and a
+		// resumed read fetches exactly those of the blocks not handed over.
+		if err := ad.attachReceipts(ctx, acc, groups); err != nil {
+			return fail(err)
+		}
+		txs, err := normalizeGroups(a, acc, groups)
 		if err != nil {
 			return fail(err)
 		}
@@ -109,8 +115,8 @@ func (ad *Adapter) History(ctx context.Context, a provider.Account, from provide
 	return nil
 }
 
-// buildTransactions merges rows by hash and normalizes each transaction, in block order.
-func buildTransactions(a provider.Account, acc account, rows []listRow) ([]*opencalico.Transaction, error) {
+// groupRows merges rows by hash into transactions, in block order.
+func groupRows(rows []listRow) []*Group {
 	groups := map[string]*Group{}
 	var order []*Group
 	for _, r := range rows {
@@ -140,12 +146,60 @@ func buildTransactions(a provider.Account, acc account, rows []listRow) ([]*open
 		}
 		return order[i].Hash < order[j].Hash
 	})
+	return order
+}
+
+// attachReceipts gives, on a chain with an L1 data fee, every transaction the wallet sent its
+// receipt, read with eth_getTransactionReceipt in JSON-RPC batches. Other chains, and
+// transactions others sent (whose fee the sender paid), need none.
+func (ad *Adapter) attachReceipts(ctx context.Context, acc account, groups []*Group) error {
+	if !acc.chain.L1DataFee {
+		return nil
+	}
+	var sent []*Group
+	for _, g := range groups {
+		if g.Normal != nil && strings.EqualFold(g.Normal.From, acc.address) {
+			sent = append(sent, g)
+		}
+	}
+	for start := 0; start < len(sent); start += rpcBatchSize {
+		batch := sent[start:min(start+rpcBatchSize, len(sent))]
+		calls := make([]rpcRequest, len(batch))
+		for i, g := range batch {
+			calls[i] = rpcRequest{Method: "eth_getTransactionReceipt", Params: []any{g.Hash}}
+		}
+		res, err := ad.rpcBatch(ctx, acc.chain.Name, calls)
+		if err != nil {
+			return err
+		}
+		for i, raw := range res {
+			g := batch[i]
+			var r *Receipt
+			if err := json.Unmarshal(raw, &r); err != nil {
+				return rpcShapeErr(err)
+			}
+			if r == nil {
+				// Etherscan listed it, so the chain has it: the node is behind or pruned.
+				return &opencalico.Error{Code: opencalico.EProviderUnavailable, ProviderID: ProviderID,
+					Message: fmt.Sprintf("The %s RPC endpoint has no receipt for transaction %s, whose L1 data fee it gives; the history resumes there.", acc.chain.Name, g.Hash)}
+			}
+			if !strings.EqualFold(r.TransactionHash, g.Hash) {
+				return rpcShapeErr(fmt.Errorf("asked the receipt of %s, got that of %.70q", g.Hash, r.TransactionHash))
+			}
+			g.Receipt = r
+		}
+	}
+	return nil
+}
+
+// normalizeGroups normalizes each transaction, keeping the order.
+func normalizeGroups(a provider.Account, acc account, order []*Group) ([]*opencalico.Transaction, error) {
 	var txs []*opencalico.Transaction
 	for _, g := range order {
 		t, err := Normalize(a.ConnectionID, acc.chain, acc.address, *g)
 		if err != nil {
 			return nil, &opencalico.Error{Code: opencalico.EProviderError, ProviderID: ProviderID,
-				Message: fmt.Sprintf("Etherscan listed transaction %s with an amount that is not a number.", g.Hash), Err: err}
+				Message: fmt.Sprintf("Transaction %s has an amount or fee that is not a number, or lacks its receipt.", g.Hash), Err: err}
 		}
 		if t == nil {
 			continue

@@ -13,12 +13,14 @@ import (
 
 // Group is everything Etherscan lists about one transaction for one wallet: its txlist row
 // (when the wallet sent or received the transaction itself), the internal transfers and the
-// ERC-20 transfers that touched the wallet.
+// ERC-20 transfers that touched the wallet; and, on a chain with an L1 data fee, the
+// transaction's receipt when the wallet sent it.
 type Group struct {
 	Hash     string
 	Normal   *NormalTx
 	Internal []InternalTx
 	Tokens   []TokenTransfer
+	Receipt  *Receipt
 }
 
 // Block is the group's block number (every row of a transaction carries the same).
@@ -108,6 +110,22 @@ func BaseUnits(s string, decimals int32) (decimal.Decimal, error) {
 	return decimal.NewFromBigInt(n, -decimals), nil
 }
 
+// parseHexUnits reads a JSON-RPC quantity ("0x…"); empty is zero (a receipt without l1Fee).
+func parseHexUnits(s string) (*big.Int, error) {
+	if s == "" {
+		return new(big.Int), nil
+	}
+	digits, ok := strings.CutPrefix(s, "0x")
+	if !ok {
+		digits, ok = strings.CutPrefix(s, "0X")
+	}
+	n, valid := new(big.Int).SetString(digits, 16)
+	if !ok || digits == "" || !valid || n.Sign() < 0 {
+		return nil, fmt.Errorf("not a hex quantity: %.40q", s)
+	}
+	return n, nil
+}
+
 func parseUnits(s string) (*big.Int, error) {
 	if s == "" {
 		return new(big.Int), nil
@@ -154,8 +172,9 @@ func LooksLikeLure(symbol, name string) bool {
 // Normalize is the wallet's view of one transaction: per asset, what arrived (outputs) and
 // what left (inputs), netted over the native transfer, the internal transfers and the token
 // transfers of the hash, so that a swap is one input_output and outputs − inputs − fees is
-// the wallet's balance change exactly. The gas fee (gasUsed × gasPrice) is the wallet's only
-// when it sent the transaction. A failed transaction moved nothing but its fee. Spam (a lure
+// the wallet's balance change exactly. The network fee is the wallet's only when it sent the
+// transaction: gasUsed × gasPrice, plus on a chain with an L1 data fee (Chain.L1DataFee)
+// the receipt's l1Fee, which a sent transaction there must come with. A failed transaction moved nothing but its fee. Spam (a lure
 // token, or a zero-value transfer, in a transaction the wallet did not send) keeps its legs
 // and is categorized spam. It returns nil when the transaction leaves the wallet untouched
 // (a failed transaction somebody else sent to it).
@@ -190,7 +209,19 @@ func Normalize(connectionID string, chain Chain, wallet string, g Group) (*openc
 		if err != nil {
 			return nil, err
 		}
-		fee := decimal.NewFromBigInt(new(big.Int).Mul(used, price), -NativeDecimals)
+		wei := new(big.Int).Mul(used, price)
+		if chain.L1DataFee {
+			// A reverted transaction pays it too: its data was posted to L1 all the same.
+			if g.Receipt == nil {
+				return nil, fmt.Errorf("transaction %s on %s lacks the receipt its L1 data fee is read from", hash, chain.Name)
+			}
+			l1, err := parseHexUnits(g.Receipt.L1Fee)
+			if err != nil {
+				return nil, err
+			}
+			wei.Add(wei, l1)
+		}
+		fee := decimal.NewFromBigInt(wei, -NativeDecimals)
 		t.Fees = []opencalico.Fee{{AssetSymbol: chain.Symbol, AssetID: chain.NativeAssetID(), Amount: fee, Kind: opencalico.FeeNetwork}}
 	}
 	if failed {

@@ -31,6 +31,7 @@ type legWant struct {
 func TestNormalize(t *testing.T) {
 	eth, _ := LookupChain("ethereum")
 	polygon, _ := LookupChain("polygon")
+	base, _ := LookupChain("base")
 	normal := func(from, to, value, gasUsed, gasPrice, isError, fn string) *NormalTx {
 		return &NormalTx{BlockNumber: "100", TimeStamp: "1700000000", Hash: hash1, From: from, To: to, Value: value,
 			GasUsed: gasUsed, GasPrice: gasPrice, IsError: isError, FunctionName: fn}
@@ -127,6 +128,45 @@ func TestNormalize(t *testing.T) {
 			inputs: []legWant{{"USDC", "0"}}, from: me, to: other,
 		},
 		{
+			name:  "base: a send pays gasUsed × gasPrice plus the receipt's L1 data fee",
+			chain: base,
+			g: Group{Hash: hash1, Normal: normal(me, other, "1000000000000000000", "21000", "5000000", "0", ""),
+				Receipt: &Receipt{TransactionHash: hash1, L1Fee: "0x150c88b38050"}}, // 23143577256016 wei
+			typ: opencalico.TypeSend, category: opencalico.CategoryWithdrawal, status: opencalico.TxConfirmed,
+			// 21000 × 5000000 = 105000000000 wei, + 23143577256016 = 23248577256016 wei.
+			inputs: []legWant{{"ETH", "1"}}, fee: "0.000023248577256016", from: ChecksumAddress(me), to: other,
+		},
+		{
+			name:  "base: a reverted call still pays the L1 data fee",
+			chain: base,
+			g: Group{Hash: hash1, Normal: normal(me, router, "0", "50000", "1000000", "1", "multicall(bytes[] data)"),
+				Receipt: &Receipt{TransactionHash: hash1, L1Fee: "0x3e8"}},
+			typ: opencalico.TypeInputOnly, category: opencalico.CategoryFee, sub: "failed_transaction", status: opencalico.TxConfirmed,
+			inputs: []legWant{{"ETH", "0"}}, fee: "0.000000050000001", from: ChecksumAddress(me), to: router,
+		},
+		{
+			name:  "base: a receipt without l1Fee (a deposit transaction) adds nothing",
+			chain: base,
+			g: Group{Hash: hash1, Normal: normal(me, me, "0", "21000", "0", "0", ""),
+				Receipt: &Receipt{TransactionHash: hash1}},
+			typ: opencalico.TypeInputOnly, category: opencalico.CategoryTransfer, sub: "self_transfer", status: opencalico.TxConfirmed,
+			inputs: []legWant{{"ETH", "0"}}, fee: "0", from: ChecksumAddress(me), to: me,
+		},
+		{
+			name:  "base: a receive needs no receipt, the sender paid every fee",
+			chain: base,
+			g:     Group{Hash: hash1, Normal: normal(other, me, "3", "21000", "5000000", "0", "")},
+			typ:   opencalico.TypeReceive, category: opencalico.CategoryDeposit, status: opencalico.TxConfirmed,
+			outputs: []legWant{{"ETH", "0.000000000000000003"}}, from: other, to: ChecksumAddress(me),
+		},
+		{
+			name: "ethereum: an l1Fee in a receipt is not a fee of this chain",
+			g: Group{Hash: hash1, Normal: normal(me, other, "1", "21000", "1", "0", ""),
+				Receipt: &Receipt{TransactionHash: hash1, L1Fee: "0xffff"}},
+			typ: opencalico.TypeSend, category: opencalico.CategoryWithdrawal, status: opencalico.TxConfirmed,
+			inputs: []legWant{{"ETH", "0.000000000000000001"}}, fee: "0.000000000000021", from: ChecksumAddress(me), to: other,
+		},
+		{
 			name:  "polygon's native coin is POL",
 			chain: polygon,
 			g:     Group{Hash: hash1, Internal: []InternalTx{{BlockNumber: "100", TimeStamp: "1700000000", Hash: hash1, From: router, To: me, Value: "25000000000000000000", TraceID: "0"}}},
@@ -181,6 +221,33 @@ func TestNormalize(t *testing.T) {
 				t.Errorf("from %s to %s, want %s → %s", tx.FromAddress, tx.ToAddress, c.from, c.to)
 			}
 		})
+	}
+}
+
+// On a chain with an L1 data fee, a sent transaction without its receipt, or with an l1Fee
+// that is not a hex quantity, is an error: its fee would be short.
+func TestNormalizeL1FeeErrors(t *testing.T) {
+	base, _ := LookupChain("base")
+	if !base.L1DataFee {
+		t.Fatal("base has no L1 data fee")
+	}
+	for _, c := range []string{"ethereum", "arbitrum", "polygon"} {
+		if ch, _ := LookupChain(c); ch.L1DataFee {
+			t.Errorf("%s has an L1 data fee", c)
+		}
+	}
+	sent := NormalTx{BlockNumber: "100", TimeStamp: "1700000000", Hash: hash1, From: me, To: other, Value: "1", GasUsed: "21000", GasPrice: "1", IsError: "0"}
+	for name, r := range map[string]*Receipt{
+		"no receipt":  nil,
+		"decimal fee": {TransactionHash: hash1, L1Fee: "1000"},
+		"bare 0x":     {TransactionHash: hash1, L1Fee: "0x"},
+		"not hex":     {TransactionHash: hash1, L1Fee: "0xzz"},
+		"negative":    {TransactionHash: hash1, L1Fee: "-0x1"},
+	} {
+		n := sent
+		if tx, err := Normalize("conn_1", base, me, Group{Hash: hash1, Normal: &n, Receipt: r}); err == nil {
+			t.Errorf("%s: got %+v, want an error", name, tx)
+		}
 	}
 }
 

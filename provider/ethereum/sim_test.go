@@ -177,6 +177,33 @@ func checkComplete(t *testing.T, r *read, truth ethsim.Truth) {
 	}
 }
 
+// checkReceipts checks the L1 data fee's part in a read: on base the wallet paid some (so
+// that exact reconciliation proves they were counted), and the read asked the receipt of
+// each transaction the wallet sent (those with a fee) and of no other, in batches; on the
+// other chains it asked none.
+func checkReceipts(t *testing.T, chain string, r *read, truth ethsim.Truth, before, after ethsim.Stats) {
+	t.Helper()
+	sent := 0
+	for _, tx := range r.txs {
+		if len(tx.Fees) > 0 {
+			sent++
+		}
+	}
+	receipts := after.RPCMethods["eth_getTransactionReceipt"] - before.RPCMethods["eth_getTransactionReceipt"]
+	requests := after.RPCRequests - before.RPCRequests
+	c, _ := LookupChain(chain)
+	switch {
+	case !c.L1DataFee:
+		if receipts != 0 || truth.L1Fees.Sign() != 0 {
+			t.Errorf("%s: %d receipts asked, %s wei of L1 fees", chain, receipts, truth.L1Fees)
+		}
+	case truth.L1Fees.Sign() <= 0 || sent == 0:
+		t.Errorf("%s: the wallet paid no L1 fee (%d sent)", chain, sent)
+	case receipts != sent || requests > 1+(sent+rpcBatchSize-1)/rpcBatchSize+r.pages:
+		t.Errorf("%s: %d receipts asked in %d RPC requests for %d sent transactions", chain, receipts, requests, sent)
+	}
+}
+
 // checkBalances compares Balances with the history's net, per asset, exactly.
 func checkBalances(t *testing.T, pos []opencalico.Position, txs map[string]*opencalico.Transaction) {
 	t.Helper()
@@ -209,6 +236,7 @@ func TestAdapterAgainstSimulatorEveryChain(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := newRead()
+			start := f.sim.Stats()
 			if err := ad.History(ctx, a, r.cursors, r.sink(t, -1)); err != nil {
 				t.Fatal(err)
 			}
@@ -216,6 +244,7 @@ func TestAdapterAgainstSimulatorEveryChain(t *testing.T) {
 			if r.rows != len(r.txs) {
 				t.Errorf("%s: %d rows handed for %d transactions", chain, r.rows, len(r.txs))
 			}
+			checkReceipts(t, chain, r, f.sim.Truth(chain, i), start, f.sim.Stats())
 			pos, err := ad.Balances(ctx, a)
 			if err != nil {
 				t.Fatal(err)
@@ -409,6 +438,48 @@ func TestInvalidAPIKeyIsNotRetriedNorShown(t *testing.T) {
 				t.Errorf("the error shows the key: %s", text)
 			}
 		})
+	}
+}
+
+// A chain the server key's plan does not cover (Etherscan's free plan does not serve Base):
+// Verify says the chain needs a paid plan after one request, without the key, not retried;
+// History ends the same way and keeps no cursor; other chains are unaffected.
+func TestChainOutsideThePlan(t *testing.T) {
+	f := newFixture(t, ethsim.Options{Wallets: 1, TxsPerWallet: 20, Chains: []string{"ethereum", "base"}, PaidOnlyChains: []string{"base"}}, 20)
+	ad := f.adapter(Options{})
+	ctx := context.Background()
+	key := f.sim.APIKey()
+	check := func(what string, err error) {
+		t.Helper()
+		var oe *opencalico.Error
+		if !errors.As(err, &oe) || oe.Code != opencalico.EProviderError || provider.IsAuthError(err) || provider.IsTransient(err) {
+			t.Fatalf("%s: got %v (%s), want a provider error", what, err, opencalico.ErrorCodeOf(err))
+		}
+		if msg := oe.Message; !strings.Contains(msg, "base chain needs a paid Etherscan API plan") || !strings.Contains(msg, "8453") {
+			t.Errorf("%s: the message does not say what to do: %q", what, msg)
+		}
+		if text := errorText(err); strings.Contains(text, key) || strings.Contains(text, "apikey") {
+			t.Errorf("%s: the error shows the key: %s", what, text)
+		}
+	}
+	check("Verify", ad.Verify(ctx, f.account("base", 0)))
+	if st := f.sim.Stats(); st.Requests != 1 || st.RPCRequests != 0 || st.PlanRefused != 1 {
+		t.Errorf("Verify made %d Etherscan and %d RPC requests, want exactly 1 and 0", st.Requests, st.RPCRequests)
+	}
+
+	r := newRead()
+	err := ad.History(ctx, f.account("base", 0), r.cursors, r.sink(t, -1))
+	check("History", err)
+	var inc *provider.IncompleteError
+	if !errors.As(err, &inc) || len(r.cursors) != 0 {
+		t.Errorf("History: %v, cursors %v", err, r.cursors)
+	}
+	if st := f.sim.Stats(); st.Requests != 2 {
+		t.Errorf("History retried: %d Etherscan requests in all", st.Requests)
+	}
+
+	if err := ad.Verify(ctx, f.account("ethereum", 0)); err != nil {
+		t.Errorf("ethereum: %v", err)
 	}
 }
 

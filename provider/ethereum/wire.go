@@ -2,6 +2,7 @@ package ethereum
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -83,11 +84,29 @@ type TokenTransfer struct {
 	LogIndex string `json:"logIndex"`
 }
 
+// Receipt is what the history reads of an eth_getTransactionReceipt answer: on an OP Stack
+// chain, l1Fee is the L1 data fee the sender paid besides gasUsed × effectiveGasPrice (hex
+// wei; absent, or null, where there is none: deposit transactions, other chains).
+type Receipt struct {
+	TransactionHash   string `json:"transactionHash"`
+	From              string `json:"from"`
+	Status            string `json:"status"`
+	GasUsed           string `json:"gasUsed"`
+	EffectiveGasPrice string `json:"effectiveGasPrice"`
+	L1Fee             string `json:"l1Fee"`
+}
+
 // Etherscan's words for the conditions it reports inside HTTP 200.
 const (
 	msgNoTransactions = "No transactions found"
 	msgNoRecords      = "No records found"
 )
+
+// errPlanExcludesChain marks Etherscan's refusal of a chain the key's plan does not cover:
+// "Free API access is not supported for this chain. Please upgrade your api plan for full
+// chain coverage. https://etherscan.io/apis" (the free plan leaves out BNB Smart Chain,
+// Base, Optimism and others, per docs.etherscan.io/supported-chains).
+var errPlanExcludesChain = errors.New("etherscan: the API plan does not cover the chain")
 
 // classifyEtherscan maps Etherscan's answers. Etherscan reports everything inside HTTP 200
 // with status "0": "No transactions found" is an empty result, "Max calls per sec rate limit
@@ -121,6 +140,10 @@ func classifyEtherscan(redact func(string) string, throttled func()) provider.Cl
 		switch {
 		case env.Message == msgNoTransactions || env.Message == msgNoRecords:
 			return nil
+		case strings.Contains(lower, "free api access is not supported") || strings.Contains(lower, "upgrade your api plan"):
+			// Not worth a retry: only a paid plan changes the answer. The caller names the chain.
+			return &opencalico.Error{Code: opencalico.EProviderError, ProviderID: ProviderID, Err: errPlanExcludesChain,
+				Message: "This chain needs a paid Etherscan API plan: the free plan of the server's Etherscan API key does not serve it."}
 		case strings.Contains(lower, "max calls per sec") || strings.Contains(lower, "rate limit reached") && !strings.Contains(lower, "daily"):
 			if throttled != nil {
 				throttled()

@@ -28,6 +28,7 @@ func TestClassifyEtherscan(t *testing.T) {
 		{"missing key", 200, `{"status":"0","message":"NOTOK","result":"Missing/Invalid API Key"}`, false, opencalico.EProviderError},
 		{"window", 200, `{"status":"0","message":"NOTOK","result":"Result window is too large, PageNo x Offset size must be less than or equal to 10000"}`, false, opencalico.EProviderError},
 		{"timeout", 200, `{"status":"0","message":"NOTOK","result":"Query Timeout occured. Please select a smaller result dataset"}`, true, opencalico.EInternal},
+		{"free plan", 200, `{"status":"0","message":"NOTOK","result":"Free API access is not supported for this chain. Please upgrade your api plan for full chain coverage. https://etherscan.io/apis"}`, false, opencalico.EProviderError},
 		{"bad address", 200, `{"status":"0","message":"NOTOK","result":"Error! Invalid address format"}`, false, opencalico.EInvalidAddress},
 		{"echoing the key", 200, `{"status":"0","message":"NOTOK","result":"unknown key SECRETKEY42"}`, false, opencalico.EProviderError},
 		{"html", 200, `<html>Just a moment...</html>`, true, opencalico.EInternal},

@@ -44,7 +44,10 @@ type chainSpec struct {
 	minGwei     float64 // gas price range, in gwei (a float only to pick a random integer wei)
 	maxGwei     float64
 	bigNative   bool // native amounts in the thousands (POL)
-	tokens      []*token
+	// l1Fee: an OP Stack chain, whose every sent transaction also pays an L1 data fee,
+	// found only in its receipt (l1Fee), never in Etherscan's lists.
+	l1Fee  bool
+	tokens []*token
 }
 
 type token struct {
@@ -58,7 +61,7 @@ type token struct {
 var chainSpecs = []chainSpec{
 	{name: "ethereum", id: 1, symbol: "ETH", startBlock: 14_000_000, maxGap: 4000, blockTimeMs: 12000, minGwei: 3, maxGwei: 80},
 	{name: "arbitrum", id: 42161, symbol: "ETH", startBlock: 150_000_000, maxGap: 150_000, blockTimeMs: 250, minGwei: 0.01, maxGwei: 0.1},
-	{name: "base", id: 8453, symbol: "ETH", startBlock: 3_000_000, maxGap: 20_000, blockTimeMs: 2000, minGwei: 0.001, maxGwei: 0.05},
+	{name: "base", id: 8453, symbol: "ETH", startBlock: 3_000_000, maxGap: 20_000, blockTimeMs: 2000, minGwei: 0.001, maxGwei: 0.05, l1Fee: true},
 	{name: "polygon", id: 137, symbol: "POL", startBlock: 45_000_000, maxGap: 20_000, blockTimeMs: 2000, minGwei: 30, maxGwei: 300, bigNative: true},
 }
 
@@ -108,6 +111,7 @@ type normalRow struct {
 	gasPrice uint64 // wei
 	failed   bool
 	method   string // function signature ("" for a plain transfer)
+	l1Fee    uint64 // wei, on an L1-fee chain when the wallet sent it (see receiptL1Fee)
 }
 
 type internalRow struct {
@@ -139,6 +143,7 @@ type ledger struct {
 	internal []internalRow
 	tokens   []tokenRow
 	native   *big.Int
+	l1Fees   *big.Int // the L1 data fees the wallet paid, wei
 	balances map[*token]*big.Int
 	kinds    map[Kind]int
 	count    int
@@ -224,6 +229,16 @@ func (g *generator) gasPrice() uint64 {
 	return uint64(gwei*1e9) + g.rng.Uint64N(1000)
 }
 
+// l1Fee is the L1 data fee of a transaction the wallet sends: none off an OP Stack chain, else
+// 0.0000001 to ~0.000005 ETH (Base's fees since blobs are of that order, and often larger
+// than the L2 execution fee).
+func (g *generator) l1Fee() uint64 {
+	if !g.l.chain.l1Fee {
+		return 0
+	}
+	return 100_000_000_000 + g.rng.Uint64N(5_000_000_000_000)
+}
+
 func fee(gasUsed, gasPrice uint64) *big.Int {
 	return new(big.Int).Mul(new(big.Int).SetUint64(gasUsed), new(big.Int).SetUint64(gasPrice))
 }
@@ -286,19 +301,24 @@ func (g *generator) emit(kind Kind, block uint64, ts int64, txIndex uint32) bool
 	h := g.hash()
 	other := g.others[g.rng.IntN(len(g.others))]
 	gp := g.gasPrice()
+	l1 := g.l1Fee()
 	realTokens := l.chain.tokens[:4]
+	// spend pays value and the fees of a transaction the wallet sends (a reverted one too:
+	// its gas was burnt and its data posted to L1).
 	spend := func(value *big.Int, gasUsed uint64) bool {
 		need := new(big.Int).Add(value, fee(gasUsed, gp))
+		need.Add(need, new(big.Int).SetUint64(l1))
 		if l.native.Cmp(need) < 0 {
 			return false
 		}
 		l.native.Sub(l.native, need)
+		l.l1Fees.Add(l.l1Fees, new(big.Int).SetUint64(l1))
 		return true
 	}
 	sent := func(to [20]byte, value *big.Int, gasUsed uint64, method string, failed bool) {
 		g.nonce++
 		l.normal = append(l.normal, normalRow{block: block, ts: ts, hash: h, txIndex: txIndex, nonce: g.nonce,
-			from: me, to: to, value: value, gasUsed: gasUsed, gasPrice: gp, failed: failed, method: method})
+			from: me, to: to, value: value, gasUsed: gasUsed, gasPrice: gp, failed: failed, method: method, l1Fee: l1})
 	}
 	tokenMove := func(t *token, from, to [20]byte, value *big.Int) {
 		l.tokens = append(l.tokens, tokenRow{block: block, ts: ts, hash: h, txIndex: txIndex, from: from, to: to, token: t, value: value, gasPrice: gp})

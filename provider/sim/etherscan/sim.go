@@ -3,12 +3,14 @@
 // native sends and receives, failed transactions, swaps whose parts sit in different lists
 // under one hash, token transfers of 6, 18, 8 and 0 decimals, gas-only calls, spam airdrops
 // and address poisoning, several events per block, and balances equal to the history's net.
+// On base (an OP Stack chain) every transaction the wallet sends also pays an L1 data fee,
+// which only its receipt shows (l1Fee), as on the real chain.
 //
 // It serves GET /v2/api (module=account: txlist, txlistinternal, tokentx, balance) with
 // Etherscan's paging (startblock/endblock, page × offset ≤ 10,000), its answers inside HTTP
 // 200 (status "0" for no rows, a refused key, the per-second limit of a key across every
-// chain) and POST /rpc/{chain} (eth_blockNumber, eth_getBalance, eth_call balanceOf,
-// eth_chainId; batches). It does not import the adapter: both follow Etherscan's documented
+// chain, a chain the key's plan does not cover) and POST /rpc/{chain} (eth_blockNumber,
+// eth_getBalance, eth_call balanceOf, eth_getTransactionReceipt, eth_chainId; batches). It does not import the adapter: both follow Etherscan's documented
 // behaviour.
 package etherscan
 
@@ -44,6 +46,8 @@ const (
 	msgBadChain     = "Missing or unsupported chainid parameter (required for v2 api), please see https://api.etherscan.io/v2/chainlist for the list of supported chainids"
 	msgBadAction    = "Error! Missing Or invalid Action name"
 	msgBadBlockArgs = "Error! Invalid startblock or endblock"
+	// The free plan's refusal of a chain it does not serve (Base, BNB Smart Chain, Optimism…).
+	msgPaidChain = "Free API access is not supported for this chain. Please upgrade your api plan for full chain coverage. https://etherscan.io/apis"
 )
 
 // Options configure a simulator. Zero values take the defaults.
@@ -68,6 +72,11 @@ type Options struct {
 	// HeadLead is how many blocks each chain's head stands above its newest generated
 	// transaction (default 10,000), so that the whole history is well confirmed.
 	HeadLead uint64
+	// PaidOnlyChains are the chains the API key's plan does not cover, as Etherscan's free
+	// plan does not cover Base: every /v2/api request for one of them is refused with
+	// Etherscan's status "0" "Free API access is not supported for this chain…". Their
+	// JSON-RPC nodes still answer.
+	PaidOnlyChains []string
 }
 
 // Fault is a failure injected into the next requests.
@@ -92,6 +101,8 @@ type Stats struct {
 	RPCRequests int // HTTP requests to /rpc/{chain} (a batch is one)
 	RPCCalls    int // JSON-RPC calls, batch members counted one by one
 	ByAction    map[string]int
+	RPCMethods  map[string]int // JSON-RPC calls by method
+	PlanRefused int            // /v2/api requests refused as outside the key's plan
 }
 
 // Simulator is a fake Etherscan v2 API and a fake JSON-RPC node per chain.
@@ -102,6 +113,7 @@ type Simulator struct {
 	window    time.Duration
 	limitText string
 	slow      time.Duration
+	paidOnly  map[int64]bool // chain ids outside the key's plan
 	addresses [][20]byte
 	chains    map[string]*simChain
 	byID      map[int64]*simChain
@@ -118,6 +130,7 @@ type simChain struct {
 	head    uint64
 	ledgers map[[20]byte]*ledger
 	order   []*ledger
+	byHash  map[[32]byte]*normalRow // every txlist row of the chain, for receipts
 }
 
 // New generates the seeded wallets' histories.
@@ -148,7 +161,7 @@ func New(opts Options) *Simulator {
 	}
 	s := &Simulator{clock: opts.Clock, apiKey: opts.APIKey, slow: opts.SlowDelay,
 		chains: map[string]*simChain{}, byID: map[int64]*simChain{}, sent: map[string][]time.Time{},
-		stats: Stats{ByAction: map[string]int{}}}
+		paidOnly: map[int64]bool{}, stats: Stats{ByAction: map[string]int{}, RPCMethods: map[string]int{}}}
 	if opts.RequestsPerSecond > 0 {
 		// "N calls per second": N calls in any window of N/rate seconds.
 		s.limitN = max(1, int(math.Floor(opts.RequestsPerSecond)))
@@ -166,10 +179,13 @@ func New(opts Options) *Simulator {
 		if !contains(opts.Chains, spec.name) {
 			continue
 		}
-		sc := &simChain{spec: spec, ledgers: map[[20]byte]*ledger{}, head: spec.startBlock + opts.HeadLead}
+		sc := &simChain{spec: spec, ledgers: map[[20]byte]*ledger{}, head: spec.startBlock + opts.HeadLead, byHash: map[[32]byte]*normalRow{}}
+		if contains(opts.PaidOnlyChains, spec.name) {
+			s.paidOnly[spec.id] = true
+		}
 		for wi, a := range s.addresses {
 			rng := rand.New(rand.NewPCG(uint64(opts.Seed), uint64(ci)<<32|uint64(wi)))
-			l := &ledger{address: a, chain: spec, native: new(big.Int), balances: map[*token]*big.Int{}, kinds: map[Kind]int{}}
+			l := &ledger{address: a, chain: spec, native: new(big.Int), l1Fees: new(big.Int), balances: map[*token]*big.Int{}, kinds: map[Kind]int{}}
 			g := &generator{rng: rng, l: l}
 			for range 12 {
 				g.others = append(g.others, g.addr())
@@ -179,6 +195,9 @@ func New(opts Options) *Simulator {
 			sc.ledgers[a] = l
 			sc.order = append(sc.order, l)
 			sc.head = max(sc.head, l.last+opts.HeadLead)
+			for i := range l.normal {
+				sc.byHash[l.normal[i].hash] = &l.normal[i]
+			}
 		}
 		s.chains[spec.name] = sc
 		s.byID[spec.id] = sc
@@ -253,6 +272,7 @@ type Truth struct {
 	Chain   string
 	ChainID int64
 	Native  *big.Int // wei
+	L1Fees  *big.Int // the L1 data fees the wallet paid, wei (zero off an OP Stack chain)
 	Tokens  []TokenBalance
 	Kinds   map[Kind]int
 	Count   int // transactions that touch the wallet
@@ -263,7 +283,7 @@ type Truth struct {
 func (s *Simulator) Truth(chain string, i int) Truth {
 	sc := s.chains[chain]
 	l := sc.ledgers[s.addresses[i]]
-	t := Truth{Address: checksum(l.address), Chain: chain, ChainID: sc.spec.id, Native: new(big.Int).Set(l.native),
+	t := Truth{Address: checksum(l.address), Chain: chain, ChainID: sc.spec.id, Native: new(big.Int).Set(l.native), L1Fees: new(big.Int).Set(l.l1Fees),
 		Kinds: map[Kind]int{}, Count: l.count,
 		Rows: map[string]int{"txlist": len(l.normal), "txlistinternal": len(l.internal), "tokentx": len(l.tokens)}}
 	for k, n := range l.kinds {
@@ -288,6 +308,10 @@ func (s *Simulator) Stats() Stats {
 	st.ByAction = map[string]int{}
 	for k, v := range s.stats.ByAction {
 		st.ByAction[k] = v
+	}
+	st.RPCMethods = map[string]int{}
+	for k, v := range s.stats.RPCMethods {
+		st.RPCMethods[k] = v
 	}
 	return st
 }
@@ -411,6 +435,13 @@ func (s *Simulator) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.admit(key) {
 		writeJSON(w, notOK(fmt.Sprintf(msgRateLimit, s.limitText)), false)
+		return
+	}
+	if id, err := strconv.ParseInt(q.Get("chainid"), 10, 64); err == nil && s.paidOnly[id] {
+		s.mu.Lock()
+		s.stats.PlanRefused++
+		s.mu.Unlock()
+		writeJSON(w, notOK(msgPaidChain), false)
 		return
 	}
 	ans := s.account(q)
@@ -712,12 +743,15 @@ func (s *Simulator) serveRPC(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		out := make([]any, len(calls))
+		s.mu.Lock()
+		s.stats.RPCCalls += len(calls)
+		for _, c := range calls {
+			s.stats.RPCMethods[c.Method]++
+		}
+		s.mu.Unlock()
 		for i, c := range calls {
 			out[i] = s.rpc(sc, c)
 		}
-		s.mu.Lock()
-		s.stats.RPCCalls += len(calls)
-		s.mu.Unlock()
 		writeJSON(w, out, fault == FaultTruncated)
 		return
 	}
@@ -728,6 +762,7 @@ func (s *Simulator) serveRPC(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	s.stats.RPCCalls++
+	s.stats.RPCMethods[c.Method]++
 	s.mu.Unlock()
 	writeJSON(w, s.rpc(sc, c), fault == FaultTruncated)
 }
@@ -789,6 +824,58 @@ func (s *Simulator) rpc(sc *simChain, c rpcCall) any {
 		}
 		word := units.Text(16)
 		return ok("0x" + strings.Repeat("0", 64-len(word)) + word)
+	case "eth_getTransactionReceipt":
+		raw := str(0)
+		b, err := hex.DecodeString(strings.TrimPrefix(strings.ToLower(raw), "0x"))
+		if err != nil || len(b) != 32 {
+			return rpcErrorBody(c.ID, -32602, "invalid argument 0: hex string has length "+strconv.Itoa(len(raw)-2)+", want 64 for common.Hash")
+		}
+		n := sc.byHash[[32]byte(b)]
+		if n == nil {
+			return ok(nil) // a node answers null for a transaction it does not know
+		}
+		return ok(renderReceipt(sc, n))
 	}
 	return rpcErrorBody(c.ID, -32601, "the method "+c.Method+" does not exist/is not available")
+}
+
+// receiptL1Fee is a transaction's L1 data fee on an OP Stack chain: what the wallet paid when
+// it sent it, else (a transaction somebody else sent and paid for) a fixed value drawn from
+// its hash.
+func receiptL1Fee(n *normalRow) uint64 {
+	if n.l1Fee > 0 {
+		return n.l1Fee
+	}
+	var v uint64
+	for _, b := range n.hash[:8] {
+		v = v<<8 | uint64(b)
+	}
+	return 100_000_000_000 + v%5_000_000_000_000
+}
+
+// renderReceipt is a node's eth_getTransactionReceipt answer: quantities in hex; on an OP
+// Stack chain the L1 fee fields too (l1Fee is what the sender paid; the other L1 fields are
+// plausible figures, not an Ecotone computation of it). Logs are left out.
+func renderReceipt(sc *simChain, n *normalRow) map[string]any {
+	hexU := func(v uint64) string { return "0x" + strconv.FormatUint(v, 16) }
+	status := "0x1"
+	if n.failed {
+		status = "0x0"
+	}
+	r := map[string]any{
+		"transactionHash": "0x" + hex.EncodeToString(n.hash[:]), "transactionIndex": hexU(uint64(n.txIndex)),
+		"blockHash": blockHash(n.block), "blockNumber": hexU(n.block), "from": hexAddr(n.from), "to": hexAddr(n.to),
+		"cumulativeGasUsed": hexU(n.gasUsed * 7), "gasUsed": hexU(n.gasUsed), "effectiveGasPrice": hexU(n.gasPrice),
+		"contractAddress": nil, "logs": []any{}, "logsBloom": "0x" + strings.Repeat("0", 512), "status": status, "type": "0x2",
+	}
+	if sc.spec.l1Fee {
+		l1 := receiptL1Fee(n)
+		r["l1Fee"] = hexU(l1)
+		r["l1GasUsed"] = hexU(1600 + l1%2000)
+		r["l1GasPrice"] = hexU(1_000_000_000 + l1%20_000_000_000)
+		r["l1BaseFeeScalar"] = "0x8dd"
+		r["l1BlobBaseFee"] = hexU(1 + l1%1000)
+		r["l1BlobBaseFeeScalar"] = "0x101c12"
+	}
+	return r
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,10 +32,16 @@ func TestHistoryNetsToBalances(t *testing.T) {
 	s := New(Options{Seed: 3, Wallets: 3, TxsPerWallet: 300})
 	for _, sc := range s.chains {
 		for _, l := range sc.order {
-			native := new(big.Int)
+			native, l1Fees := new(big.Int), new(big.Int)
 			for _, n := range l.normal {
 				if n.from == l.address {
+					// Gas, and on an OP Stack chain the L1 data fee, failed or not.
 					native.Sub(native, fee(n.gasUsed, n.gasPrice))
+					native.Sub(native, new(big.Int).SetUint64(n.l1Fee))
+					l1Fees.Add(l1Fees, new(big.Int).SetUint64(n.l1Fee))
+				}
+				if (n.l1Fee > 0) != (sc.spec.l1Fee && n.from == l.address) {
+					t.Errorf("%s: a row of l1Fee %d", sc.spec.name, n.l1Fee)
 				}
 				if n.failed {
 					continue
@@ -53,6 +60,9 @@ func TestHistoryNetsToBalances(t *testing.T) {
 			}
 			if native.Cmp(l.native) != 0 || native.Sign() < 0 {
 				t.Errorf("%s: rows net %s wei, balance %s", sc.spec.name, native, l.native)
+			}
+			if l1Fees.Cmp(l.l1Fees) != 0 || (l1Fees.Sign() > 0) != sc.spec.l1Fee {
+				t.Errorf("%s: rows pay %s wei of L1 fees, ledger %s", sc.spec.name, l1Fees, l.l1Fees)
 			}
 			tokens := map[*token]*big.Int{}
 			sameBlock := 0
@@ -268,6 +278,125 @@ func TestRPC(t *testing.T) {
 		}
 	}
 	if st := s.Stats(); st.RPCRequests != 1 || st.RPCCalls != len(calls) {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// rpcPost sends a JSON-RPC body and decodes the answer into out.
+func rpcPost(t *testing.T, srv *httptest.Server, chain string, body any, out any) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	res, err := http.Post(srv.URL+"/rpc/"+chain, "application/json", strings.NewReader(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if err := json.Unmarshal(raw, out); err != nil {
+		t.Fatalf("%v: %s", err, raw)
+	}
+}
+
+// Receipts, in a batch: on base the wallet's sent transactions carry the l1Fee it paid (hex
+// wei), and their sum is the truth's L1Fees; on ethereum no receipt has an l1Fee.
+func TestReceipts(t *testing.T) {
+	s := New(Options{Seed: 5, Wallets: 1, TxsPerWallet: 120, Chains: []string{"ethereum", "base"}})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	for _, chain := range []string{"ethereum", "base"} {
+		sc := s.chains[chain]
+		l := sc.order[0]
+		var calls []map[string]any
+		for i, n := range l.normal {
+			calls = append(calls, map[string]any{"jsonrpc": "2.0", "id": i + 1, "method": "eth_getTransactionReceipt",
+				"params": []any{"0x" + hex.EncodeToString(n.hash[:])}})
+		}
+		calls = append(calls, map[string]any{"jsonrpc": "2.0", "id": len(calls) + 1, "method": "eth_getTransactionReceipt",
+			"params": []any{"0x" + strings.Repeat("ab", 32)}})
+		var answers []struct {
+			ID     int                `json:"id"`
+			Result *map[string]any    `json:"result"`
+			Error  *map[string]string `json:"error"`
+		}
+		rpcPost(t, srv, chain, calls, &answers)
+		if len(answers) != len(calls) {
+			t.Fatalf("%s: %d answers to %d calls", chain, len(answers), len(calls))
+		}
+		paid := new(big.Int)
+		for i, a := range answers[:len(l.normal)] {
+			n := l.normal[i]
+			if a.Result == nil {
+				t.Fatalf("%s: no receipt for row %d", chain, i)
+			}
+			r := *a.Result
+			wantStatus := "0x1"
+			if n.failed {
+				wantStatus = "0x0"
+			}
+			if r["transactionHash"] != "0x"+hex.EncodeToString(n.hash[:]) || r["status"] != wantStatus || r["gasUsed"] != "0x"+strconv.FormatUint(n.gasUsed, 16) {
+				t.Errorf("%s: receipt %v", chain, r)
+			}
+			fee, has := r["l1Fee"].(string)
+			if has != (chain == "base") {
+				t.Errorf("%s: l1Fee %v", chain, r["l1Fee"])
+				continue
+			}
+			if !has {
+				continue
+			}
+			v, ok := new(big.Int).SetString(strings.TrimPrefix(fee, "0x"), 16)
+			if !ok || !strings.HasPrefix(fee, "0x") || v.Sign() <= 0 {
+				t.Errorf("l1Fee %q", fee)
+				continue
+			}
+			if n.from == l.address {
+				paid.Add(paid, v)
+			}
+		}
+		if last := answers[len(answers)-1]; last.Result != nil || last.Error != nil {
+			t.Errorf("%s: an unknown hash got %v %v, want a null result", chain, last.Result, last.Error)
+		}
+		if truth := s.Truth(chain, 0); paid.Cmp(truth.L1Fees) != 0 || (chain == "base") != (paid.Sign() > 0) {
+			t.Errorf("%s: receipts charge the wallet %s wei of L1 fees, truth %s", chain, paid, truth.L1Fees)
+		}
+	}
+	if st := s.Stats(); st.RPCRequests != 2 || st.RPCMethods["eth_getTransactionReceipt"] != st.RPCCalls {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// A chain outside the key's plan gets Etherscan's refusal, whatever the action; other chains
+// and the chain's node are served.
+func TestPaidOnlyChains(t *testing.T) {
+	s := New(Options{Seed: 5, Wallets: 1, TxsPerWallet: 20, Chains: []string{"ethereum", "base"}, PaidOnlyChains: []string{"base"}, RequestsPerSecond: -1})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	q := func(chainID, action string) url.Values {
+		return url.Values{"chainid": {chainID}, "module": {"account"}, "action": {action}, "address": {s.Wallet(0)}, "apikey": {s.APIKey()}}
+	}
+	for _, action := range []string{"txlist", "tokentx", "balance"} {
+		a := get(t, srv, q("8453", action))
+		if a.Status != "0" || a.Message != "NOTOK" || resultText(a) != "Free API access is not supported for this chain. Please upgrade your api plan for full chain coverage. https://etherscan.io/apis" {
+			t.Errorf("base %s: %s %s %s", action, a.Status, a.Message, a.Result)
+		}
+	}
+	if a := get(t, srv, q("1", "txlist")); a.Status != "1" {
+		t.Errorf("ethereum: %s %s", a.Status, a.Message)
+	}
+	// A wrong key is told so first.
+	bad := q("8453", "txlist")
+	bad.Set("apikey", "NOPE")
+	if a := get(t, srv, bad); resultText(a) != msgInvalidKey {
+		t.Errorf("wrong key on base: %s", a.Result)
+	}
+	var head struct {
+		Result string `json:"result"`
+	}
+	rpcPost(t, srv, "base", map[string]any{"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []any{}}, &head)
+	if head.Result == "" {
+		t.Error("the base node did not answer")
+	}
+	if st := s.Stats(); st.PlanRefused != 3 || st.Requests != 5 || st.Served != 1 {
 		t.Errorf("stats %+v", st)
 	}
 }
