@@ -32,6 +32,10 @@ type (
 		Fees         struct {
 			Items []dayLeg `json:"items"`
 		} `json:"fees"`
+		Categorization struct {
+			Category string `json:"category"`
+		} `json:"categorization"`
+		TransferID *string `json:"transfer_id"`
 	}
 	dayPage struct {
 		Page struct {

@@ -166,13 +166,34 @@ func startSandboxSims(host string) (*sandboxSims, error) {
 	sb.coinbase = c
 
 	// Bitcoin: a single bech32 address and a BIP84 zpub wallet, whose funds lie past unused
-	// addresses (the gap limit finds them).
-	e := esplorasim.New(esplorasim.Options{Seed: sandboxSeed, Transactions: sandboxWalletTxs, Pending: 1,
-		Years: sandboxYears, RequestsPerSecond: sandboxWalletRate})
+	// addresses (the gap limit finds them). The address receives, twenty minutes after it,
+	// the latest bitcoin withdrawal of a good Kraken account, so that a user who
+	// connects both sees the two sides linked by one transfer_id. Its own history ends the
+	// day before, so that the payment is its newest transaction.
+	eopts := esplorasim.Options{Seed: sandboxSeed, Transactions: sandboxWalletTxs, Pending: 1,
+		Years: sandboxYears, RequestsPerSecond: sandboxWalletRate}
+	var withdrawals []krakensim.Withdrawal
+	withdrawer := "" // the label of the Kraken account
+	for i := range 2 { // the good accounts
+		if withdrawals = k.Withdrawals(i, "XXBT"); len(withdrawals) > 0 {
+			withdrawer = fmt.Sprintf("Sandbox account %d", i+1)
+			break
+		}
+	}
+	if len(withdrawals) > 0 {
+		eopts.HistoryEnd = withdrawals[len(withdrawals)-1].Time.AddDate(0, 0, -1)
+	}
+	e := esplorasim.New(eopts)
 	ecreds := e.Credentials()
 	single, zpub := ecreds[2]["address"], ecreds[6]["address"] // esplorasim.Kinds: p2wpkh, zpub
+	singleLabel := "Bitcoin address (bech32)"
+	if len(withdrawals) > 0 {
+		w := withdrawals[len(withdrawals)-1]
+		e.Pay(2, w.Amount.Shift(8).IntPart(), w.Time.Add(20*time.Minute))
+		singleLabel += ", where Kraken's " + withdrawer + " withdrew bitcoin"
+	}
 	if err := sb.addWallets(host, bitcoin.ProviderID, e.Handler(), []api.SandboxCredential{
-		{Label: "Bitcoin address (bech32)", Connection: wallet(single, bitcoin.Chain)},
+		{Label: singleLabel, Connection: wallet(single, bitcoin.Chain)},
 		{Label: "Bitcoin wallet (zpub, gap limit 20)", Connection: wallet(zpub, bitcoin.Chain)},
 	}, []api.SandboxCredential{
 		{Label: "Address with a wrong checksum", Case: string(opencalico.EInvalidAddress), Connection: wallet(breakChecksum(single), bitcoin.Chain)},

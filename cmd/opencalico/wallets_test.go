@@ -77,6 +77,15 @@ func TestSandboxWallets(t *testing.T) {
 	wantError("the EVM address in lower case", map[string]any{"provider_id": "ethereum", "connection": map[string]string{
 		"type": "wallet", "address": strings.ToLower(eth["address"]), "chain": eth["chain"]}}, http.StatusConflict, "already_connected")
 
+	// And the Kraken accounts, one of which withdrew bitcoin to the sandbox's bech32 address.
+	for _, good := range creds["kraken"].Good {
+		if err := user.call(ctx, http.MethodPost, "/accounts/v2/providers", map[string]any{"provider_id": "kraken",
+			"display_label": good.Label, "connection": good.Connection}, nil); err != nil {
+			t.Fatal(err)
+		}
+		connected++
+	}
+
 	refreshAndWait(t, user, 2*time.Minute)
 	var listed struct {
 		Providers []struct {
@@ -105,4 +114,28 @@ func TestSandboxWallets(t *testing.T) {
 		}
 	}
 	checkNetEqualsPositions(t, historyNet(all), allPositions(t, user, 50))
+
+	// The withdrawal and the wallet's receive are one transfer.
+	byTransfer := map[string][]dayTransaction{}
+	for _, tx := range all {
+		if tx.TransferID != nil {
+			byTransfer[*tx.TransferID] = append(byTransfer[*tx.TransferID], tx)
+		}
+	}
+	linked := false
+	for id, pair := range byTransfer {
+		if len(pair) != 2 || pair[0].Categorization.Category != "transfer" || pair[1].Categorization.Category != "transfer" {
+			t.Fatalf("transfer %s: %+v", id, pair)
+		}
+		send, recv := pair[0], pair[1]
+		if send.Type != "send" {
+			send, recv = recv, send
+		}
+		if send.ProviderID == "kraken" && recv.ProviderID == "bitcoin" && send.Inputs[0].Amount == recv.Outputs[0].Amount {
+			linked = true
+		}
+	}
+	if !linked {
+		t.Fatalf("no Kraken withdrawal linked to a bitcoin receive among %d transfers", len(byTransfer))
+	}
 }

@@ -217,6 +217,28 @@ func (s *Simulator) AppendLate(account int, age time.Duration) {
 	a.deposit(a.rows[len(a.rows)-1].time - tick(age/(time.Second/ticksPerSecond)))
 }
 
+// Withdrawal is a withdrawal row of an account's ledger: what left (a positive amount, the
+// fee apart) and when.
+type Withdrawal struct {
+	Amount, Fee decimal.Decimal
+	Time        time.Time
+}
+
+// Withdrawals returns an account's withdrawals of asset (Kraken's code: "XXBT"), oldest first,
+// so that a test or the sandbox can make a wallet receive one.
+func (s *Simulator) Withdrawals(account int, asset string) []Withdrawal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Withdrawal
+	for _, r := range s.accounts[account].byTime {
+		if r.typ == "withdrawal" && r.asset == asset {
+			out = append(out, Withdrawal{Amount: r.amount.Neg(), Fee: r.fee,
+				Time: time.Unix(0, int64(r.time)*(int64(time.Second)/ticksPerSecond)).UTC()})
+		}
+	}
+	return out
+}
+
 // LedgerRows returns the number of ledger rows of an account.
 func (s *Simulator) LedgerRows(account int) int {
 	s.mu.Lock()
