@@ -180,6 +180,52 @@ func (s *Store) unlinkTransfersOfTx(ctx context.Context, tx *sql.Tx, userID, con
 	return nil
 }
 
+// UnlinkBrokenTransfers undoes the links of the connection's transactions that a provider's
+// correction made unfit to be a side of a transfer — now failed, of another type than send or
+// receive, or spam by its own category — on both sides, which get their own category back.
+// It returns how many transactions it unlinked.
+func (s *Store) UnlinkBrokenTransfers(ctx context.Context, userID, connectionID string) (int, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT DISTINCT transfer_id FROM transactions
+		WHERE user_id = ? AND connection_id = ? AND transfer_id <> ''
+		AND (status = 'failed' OR type NOT IN ('send', 'receive') OR category_before_link = 'spam')`), userID, connectionID)
+	if err != nil {
+		return 0, fmt.Errorf("store: finding broken transfers: %w", err)
+	}
+	var ids []any
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("store: finding broken transfers: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("store: finding broken transfers: %w", err)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	var n int64
+	err = s.InTx(ctx, func(tx *sql.Tx) error {
+		seq, err := s.nextChangeSeq(ctx, tx, userID)
+		if err != nil {
+			return err
+		}
+		args := append([]any{seq, micros(s.now()), userID}, ids...)
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE transactions SET transfer_id = '', category = category_before_link,
+			category_before_link = '', change_seq = ?, updated_at = ?
+			WHERE user_id = ? AND transfer_id IN (`+placeholders(len(ids))+`)`), args...)
+		if err != nil {
+			return fmt.Errorf("store: unlinking broken transfers: %w", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
+
 // HashSpellings are the spellings of an on-chain hash that providers use for one transaction:
 // as given, in lower and upper case, with and without the 0x prefix of EVM chains.
 func HashSpellings(h string) []string {

@@ -161,11 +161,18 @@ type Linker struct {
 	Log   *slog.Logger
 }
 
-// Link matches the connection's unlinked sends and receives against the user's other
-// connections' and links the pairs. It returns how many pairs it linked. It reads only
+// Link undoes the connection's links that a correction broke, then matches the connection's
+// unlinked sends and receives against the user's other connections' and links the pairs. It returns how many pairs it linked. It reads only
 // candidates that can match: those sharing a hash, and those without a hash within the
 // window of the connection's sides.
 func (l *Linker) Link(ctx context.Context, userID, connectionID string) (int, error) {
+	// A provider may have corrected a linked side since (a withdrawal that failed after
+	// all): such links go first, and the sides are matched again.
+	if n, err := l.Store.UnlinkBrokenTransfers(ctx, userID, connectionID); err != nil {
+		return 0, err
+	} else if n > 0 && l.Log != nil {
+		l.Log.InfoContext(ctx, "transfers unlinked after a correction", "connection_id", connectionID, "transactions", n)
+	}
 	mine, err := l.Store.UnlinkedTransferSides(ctx, userID, connectionID)
 	if err != nil || len(mine) == 0 {
 		return 0, err

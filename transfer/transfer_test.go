@@ -279,6 +279,27 @@ func TestLinkerOnStore(t *testing.T) {
 				t.Fatalf("after the correction: %q/%s/%s", r.TransferID, r.Categorization.Category, r.Status)
 			}
 
+			// A correction that makes a side unfit (the receive failed after all) unlinks both
+			// sides at the next link pass.
+			if _, err := st.UpsertTransactions(ctx, []*opencalico.Transaction{receive(opencalico.TxFailed)}); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := l.Link(ctx, u.ID, wallet.ID); err != nil || n != 0 {
+				t.Fatalf("Link after the failure = %d, %v; want nothing linked", n, err)
+			}
+			got = byExt()
+			if w, r := got["LW1"], got["txid1"]; w.TransferID != "" || w.Categorization.Category != opencalico.CategoryWithdrawal ||
+				r.TransferID != "" || r.Categorization.Category != opencalico.CategoryDeposit {
+				t.Fatalf("after the failure: %q/%s and %q/%s", w.TransferID, w.Categorization.Category, r.TransferID, r.Categorization.Category)
+			}
+			// Confirmed again: linked again.
+			if _, err := st.UpsertTransactions(ctx, []*opencalico.Transaction{receive(opencalico.TxConfirmed)}); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := l.Link(ctx, u.ID, wallet.ID); err != nil || n != 1 {
+				t.Fatalf("Link after the second correction = %d, %v; want the pair again", n, err)
+			}
+
 			// Removing the exchange gives the receive its own category back.
 			if err := st.DeleteConnection(ctx, u.ID, kraken.ID); err != nil {
 				t.Fatal(err)
