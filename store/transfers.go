@@ -36,9 +36,33 @@ const transferSideSelect = `SELECT t.id, t.connection_id, t.type, t.ts, t.tx_has
 	WHERE t.user_id = ? AND t.transfer_id = '' AND t.type IN ('send', 'receive') AND t.status <> 'failed'
 		AND t.category <> 'spam'`
 
-// UnlinkedTransferSides returns the connection's unlinked sends and receives.
-func (s *Store) UnlinkedTransferSides(ctx context.Context, userID, connectionID string) ([]TransferSide, error) {
-	return s.transferSides(ctx, transferSideSelect+` AND t.connection_id = ?`, userID, connectionID)
+// UnlinkedTransferSides returns the connection's unlinked sends and receives changed after
+// the user's change sequence afterSeq (0: all of them).
+func (s *Store) UnlinkedTransferSides(ctx context.Context, userID, connectionID string, afterSeq int64) ([]TransferSide, error) {
+	return s.transferSides(ctx, transferSideSelect+` AND t.connection_id = ? AND t.change_seq > ?`, userID, connectionID, afterSeq)
+}
+
+// TransferLinkMark returns the user's change sequence now and the one the connection's
+// transfers were last matched at: a pass takes the sides changed after the second, and
+// records the first (SetTransferLinkMark) when it is done.
+func (s *Store) TransferLinkMark(ctx context.Context, userID, connectionID string) (now, last int64, err error) {
+	err = s.db.QueryRowContext(ctx, s.q(`SELECT u.change_seq, c.transfers_linked_seq FROM users u JOIN connections c ON c.user_id = u.id
+		WHERE u.id = ? AND c.id = ?`), userID, connectionID).Scan(&now, &last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, notFound("connection", connectionID)
+	} else if err != nil {
+		return 0, 0, fmt.Errorf("store: reading the transfer mark: %w", err)
+	}
+	return now, last, nil
+}
+
+// SetTransferLinkMark records the user's change sequence a pass over the connection's
+// transfers began at.
+func (s *Store) SetTransferLinkMark(ctx context.Context, connectionID string, seq int64) error {
+	if _, err := s.db.ExecContext(ctx, s.q(`UPDATE connections SET transfers_linked_seq = ? WHERE id = ?`), seq, connectionID); err != nil {
+		return fmt.Errorf("store: recording the transfer mark: %w", err)
+	}
+	return nil
 }
 
 // UnlinkedTransferSidesByHash returns the user's unlinked sends and receives outside the

@@ -173,9 +173,19 @@ func (l *Linker) Link(ctx context.Context, userID, connectionID string) (int, er
 	} else if n > 0 && l.Log != nil {
 		l.Log.InfoContext(ctx, "transfers unlinked after a correction", "connection_id", connectionID, "transactions", n)
 	}
-	mine, err := l.Store.UnlinkedTransferSides(ctx, userID, connectionID)
-	if err != nil || len(mine) == 0 {
+	// Only this connection's sides changed since the last pass: a side left unmatched then
+	// had no counterpart, and a counterpart arriving since, in another connection, was
+	// matched by that connection's pass, which looks at every connection but its own.
+	mark, since, err := l.Store.TransferLinkMark(ctx, userID, connectionID)
+	if err != nil {
 		return 0, err
+	}
+	mine, err := l.Store.UnlinkedTransferSides(ctx, userID, connectionID, since)
+	if err != nil {
+		return 0, err
+	}
+	if len(mine) == 0 {
+		return 0, l.Store.SetTransferLinkMark(ctx, connectionID, mark)
 	}
 	var hashes []string
 	var hashedFrom, hashedTo, bareFrom, bareTo time.Time
@@ -232,7 +242,7 @@ func (l *Linker) Link(ctx context.Context, userID, connectionID string) (int, er
 	if linked > 0 && l.Log != nil {
 		l.Log.InfoContext(ctx, "transfers linked", "connection_id", connectionID, "pairs", linked)
 	}
-	return linked, nil
+	return linked, l.Store.SetTransferLinkMark(ctx, connectionID, mark)
 }
 
 func widen(from, to, t time.Time) (time.Time, time.Time) {

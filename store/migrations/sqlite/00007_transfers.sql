@@ -13,8 +13,13 @@ CREATE INDEX transactions_unlinked_hash ON transactions (user_id, tx_hash)
 CREATE INDEX transactions_unlinked_hashless ON transactions (user_id, ts)
     WHERE transfer_id = '' AND tx_hash = '' AND type IN ('send', 'receive');
 CREATE INDEX transactions_transfer ON transactions (user_id, transfer_id) WHERE transfer_id <> '';
+-- The user's change sequence when the connection's transfers were last matched: the next pass
+-- takes only the connection's sides changed since (the other connections' are looked up by
+-- index), so that it costs what changed, not the whole history.
+ALTER TABLE connections ADD COLUMN transfers_linked_seq INTEGER NOT NULL DEFAULT 0;
 
 -- +goose Down
+ALTER TABLE connections DROP COLUMN transfers_linked_seq;
 DROP INDEX transactions_transfer;
 DROP INDEX transactions_unlinked_hashless;
 DROP INDEX transactions_unlinked_hash;
