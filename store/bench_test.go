@@ -124,7 +124,7 @@ func rawInsert(ctx context.Context, s *Store, userID string, txns []*opencalico.
 			v.row(transactionInsertColumnCount)
 			args = append(args, t.ID, userID, t.ConnectionID, "kraken", t.ExternalID, string(t.Type),
 				string(t.Categorization.Category), t.Categorization.Subcategory, t.Categorization.ProviderType,
-				string(t.Status), micros(t.Timestamp), t.TxHash, t.Chain, t.FromAddress, t.ToAddress, t.Description,
+				string(t.Status), micros(t.Timestamp), t.TxHash, HashKey(t.TxHash), t.Chain, t.FromAddress, t.ToAddress, t.Description,
 				t.TransferID, t.ContentHash(), 1, 1, now, now)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO transactions (`+transactionInsertColumns+`) VALUES `+v.b.String(), args...); err != nil {

@@ -51,10 +51,10 @@ const upsertBatch = 500
 const legBatch = 2000
 
 const transactionInsertColumns = `id, user_id, connection_id, provider_id, external_id, type, category, subcategory,
-	provider_type, status, ts, tx_hash, chain, from_address, to_address, description, transfer_id, content_hash,
+	provider_type, status, ts, tx_hash, tx_hash_key, chain, from_address, to_address, description, transfer_id, content_hash,
 	created_seq, change_seq, created_at, updated_at`
 
-const transactionInsertColumnCount = 22
+const transactionInsertColumnCount = 23
 
 // UpsertTransactions stores transactions read from providers, idempotently, in one database
 // transaction. Each is validated; its ID is derived from (ConnectionID, ExternalID) when empty;
@@ -196,7 +196,7 @@ func (s *Store) upsertChunk(ctx context.Context, tx *sql.Tx, chunk []*opencalico
 		v.row(transactionInsertColumnCount)
 		args = append(args, t.ID, t.UserID, t.ConnectionID, string(t.ProviderID), t.ExternalID, string(t.Type),
 			string(t.Categorization.Category), t.Categorization.Subcategory, t.Categorization.ProviderType,
-			string(t.Status), micros(t.Timestamp), t.TxHash, t.Chain, t.FromAddress, t.ToAddress, t.Description,
+			string(t.Status), micros(t.Timestamp), t.TxHash, HashKey(t.TxHash), t.Chain, t.FromAddress, t.ToAddress, t.Description,
 			t.TransferID, t.ContentHash(), seq, seq, micros(now), micros(now))
 		byKey[naturalKey{t.ConnectionID, t.ExternalID}] = t
 	}
@@ -204,7 +204,7 @@ func (s *Store) upsertChunk(ctx context.Context, tx *sql.Tx, chunk []*opencalico
 		ON CONFLICT (connection_id, external_id) DO UPDATE SET
 			provider_id = excluded.provider_id, type = excluded.type,
 			subcategory = excluded.subcategory, provider_type = excluded.provider_type, status = excluded.status,
-			ts = excluded.ts, tx_hash = excluded.tx_hash, chain = excluded.chain, from_address = excluded.from_address,
+			ts = excluded.ts, tx_hash = excluded.tx_hash, tx_hash_key = excluded.tx_hash_key, chain = excluded.chain, from_address = excluded.from_address,
 			to_address = excluded.to_address, description = excluded.description,
 			-- A side linked to a transfer stays linked when its provider corrects it: the link
 			-- is ours, not the provider's, and the provider's category is kept aside.

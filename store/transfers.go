@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -66,18 +65,25 @@ func (s *Store) SetTransferLinkMark(ctx context.Context, connectionID string, se
 }
 
 // UnlinkedTransferSidesByHash returns the user's unlinked sends and receives outside the
-// connection whose tx_hash is one of hashes (exactly as given: callers pass the spellings
-// they accept).
+// connection whose hash is one of hashes, compared by HashKey.
 func (s *Store) UnlinkedTransferSidesByHash(ctx context.Context, userID, exceptConnection string, hashes []string) ([]TransferSide, error) {
+	var keys []string
+	seen := map[string]bool{}
+	for _, h := range hashes {
+		if k := HashKey(h); k != "" && !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
 	var out []TransferSide
 	const chunk = 500
-	for start := 0; start < len(hashes); start += chunk {
-		part := hashes[start:min(start+chunk, len(hashes))]
+	for start := 0; start < len(keys); start += chunk {
+		part := keys[start:min(start+chunk, len(keys))]
 		args := []any{userID, exceptConnection}
-		for _, h := range part {
-			args = append(args, h)
+		for _, k := range part {
+			args = append(args, k)
 		}
-		got, err := s.transferSides(ctx, transferSideSelect+` AND t.tx_hash <> '' AND t.connection_id <> ? AND t.tx_hash IN (`+placeholders(len(part))+`)`, args...)
+		got, err := s.transferSides(ctx, transferSideSelect+` AND t.tx_hash_key <> '' AND t.connection_id <> ? AND t.tx_hash_key IN (`+placeholders(len(part))+`)`, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -250,21 +256,8 @@ func (s *Store) UnlinkBrokenTransfers(ctx context.Context, userID, connectionID 
 	return int(n), err
 }
 
-// HashSpellings are the spellings of an on-chain hash that providers use for one transaction:
-// as given, in lower and upper case, with and without the 0x prefix of EVM chains.
-func HashSpellings(h string) []string {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return nil
-	}
-	lower := strings.ToLower(h)
-	bare := strings.TrimPrefix(lower, "0x")
-	upper := strings.ToUpper(bare)
-	out := []string{h}
-	for _, v := range []string{lower, bare, "0x" + bare, upper, "0x" + upper} {
-		if !slices.Contains(out, v) {
-			out = append(out, v)
-		}
-	}
-	return out
+// HashKey is an on-chain hash as transfers are matched by: trimmed, lower case, without the
+// 0x prefix of EVM chains ("" for none), so that the spellings providers use are one key.
+func HashKey(h string) string {
+	return strings.TrimPrefix(strings.ToLower(strings.TrimSpace(h)), "0x")
 }

@@ -62,13 +62,13 @@ func Match(mine, others []store.TransferSide) []Pair {
 	byHash := map[string][]int{}
 	for i, o := range others {
 		if o.TxHash != "" {
-			byHash[normalizeHash(o.TxHash)] = append(byHash[normalizeHash(o.TxHash)], i)
+			byHash[store.HashKey(o.TxHash)] = append(byHash[store.HashKey(o.TxHash)], i)
 		}
 	}
 	var cands []candidate
 	for mi, m := range mine {
 		if m.TxHash != "" {
-			for _, oi := range byHash[normalizeHash(m.TxHash)] {
+			for _, oi := range byHash[store.HashKey(m.TxHash)] {
 				if o := others[oi]; opposite(m, o) {
 					send, recv := sides(m, o)
 					cands = append(cands, candidate{m: mi, o: oi, byHash: true, amount: amountMatches(send, recv),
@@ -143,11 +143,6 @@ func inWindow(send, recv store.TransferSide) bool {
 	return !recv.Timestamp.Before(send.Timestamp.Add(-EarlySkew)) && !recv.Timestamp.After(send.Timestamp.Add(Window))
 }
 
-// normalizeHash folds the spellings of one hash: case, and the 0x prefix of EVM chains.
-func normalizeHash(h string) string {
-	return strings.TrimPrefix(strings.ToLower(strings.TrimSpace(h)), "0x")
-}
-
 func absDuration(d time.Duration) time.Duration {
 	if d < 0 {
 		return -d
@@ -191,7 +186,7 @@ func (l *Linker) Link(ctx context.Context, userID, connectionID string) (int, er
 	var hashedFrom, hashedTo, bareFrom, bareTo time.Time
 	for _, m := range mine {
 		if m.TxHash != "" {
-			hashes = append(hashes, store.HashSpellings(m.TxHash)...)
+			hashes = append(hashes, m.TxHash)
 			hashedFrom, hashedTo = widen(hashedFrom, hashedTo, m.Timestamp)
 		} else {
 			bareFrom, bareTo = widen(bareFrom, bareTo, m.Timestamp)

@@ -183,7 +183,7 @@ func TestLinkerOnStore(t *testing.T) {
 			withdrawal := func() *opencalico.Transaction {
 				return &opencalico.Transaction{ConnectionID: kraken.ID, ExternalID: "LW1", Type: opencalico.TypeSend,
 					Categorization: opencalico.Categorization{Category: opencalico.CategoryWithdrawal, ProviderType: "withdrawal"},
-					Status:         opencalico.TxConfirmed, Timestamp: t0,
+					Status:         opencalico.TxConfirmed, Timestamp: t0, TxHash: "0xC0FFEE", // the wallet spells it c0ffee
 					Inputs: []opencalico.Leg{{AssetSymbol: "BTC", Amount: decimal.RequireFromString("0.25")}},
 					Fees:   []opencalico.Fee{{AssetSymbol: "BTC", Amount: decimal.RequireFromString("0.0001"), Kind: opencalico.FeeWithdrawal}}}
 			}

@@ -88,7 +88,7 @@ func (l *Limiter) Wait(ctx context.Context, key string, cost int) error {
 			// The oldest calls must leave the window to make room; one still in flight
 			// leaves a window after its answer, which is not known yet: look again soon.
 			if blocking := w.calls[len(w.calls)+cost-l.n-1]; blocking.IsZero() {
-				wait = l.window / 20
+				wait = l.window / 100
 			} else {
 				wait = blocking.Add(l.window).Sub(now)
 			}
