@@ -173,8 +173,9 @@ func startSandboxSims(host string) (*sandboxSims, error) {
 	eopts := esplorasim.Options{Seed: sandboxSeed, Transactions: sandboxWalletTxs, Pending: 1,
 		Years: sandboxYears, RequestsPerSecond: sandboxWalletRate}
 	var withdrawals []krakensim.Withdrawal
-	withdrawer := ""   // the label of the Kraken account
-	for i := range 2 { // the good accounts
+	// The first of the good Kraken accounts that withdrew bitcoin, by its label.
+	withdrawer := ""
+	for i := range 2 {
 		if withdrawals = k.Withdrawals(i, "XXBT"); len(withdrawals) > 0 {
 			withdrawer = fmt.Sprintf("Sandbox account %d", i+1)
 			break
