@@ -74,7 +74,20 @@ type demoServer struct {
 
 // startServer runs `serve` with extra flags (--sandbox) on a free loopback port, with its data
 // in dataDir and its stdout to stdout, and waits until it is ready.
+//
+// The port is one the system just handed out and took back, so another process may take it
+// first; the server then fails to listen, and another port is tried.
 func startServer(ctx context.Context, dataDir string, stdout io.Writer, extra ...string) (*demoServer, error) {
+	for attempt := 1; ; attempt++ {
+		s, err := startServerOnce(ctx, dataDir, stdout, extra...)
+		if err != nil && attempt < 5 && strings.Contains(err.Error(), "address already in use") {
+			continue
+		}
+		return s, err
+	}
+}
+
+func startServerOnce(ctx context.Context, dataDir string, stdout io.Writer, extra ...string) (*demoServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err

@@ -168,6 +168,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	authServer.SetWidget(widget)
+	// The address is taken before the engine starts or anything is printed: a server that
+	// cannot listen starts nothing and says nothing else.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
 	// The engine runs on a context of its own so that shutdown can stop it after the HTTP
 	// server, in order, rather than both at once when the signal arrives.
 	if err := engine.Start(context.WithoutCancel(ctx)); err != nil {
@@ -185,7 +192,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	serveErr := listenAndServe(ctx, log, addr, srv, shutdownTimeout)
+	serveErr := serveOn(ctx, log, ln, srv, shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := engine.Stop(sctx); err != nil {
@@ -245,13 +252,9 @@ func (c *syncFlags) config(insertOnly bool) syncer.Config {
 		JobTimeout: c.jobTimeout, RescueAfter: c.rescueAfter}
 }
 
-// listenAndServe serves until ctx ends (SIGINT, SIGTERM), then stops accepting and waits up
-// to timeout for requests in flight, so that a rolling restart drops nothing.
-func listenAndServe(ctx context.Context, log *slog.Logger, addr string, h http.Handler, timeout time.Duration) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
+// serveOn serves until ctx ends (SIGINT, SIGTERM), then stops accepting and waits up to
+// timeout for requests in flight, so that a rolling restart drops nothing.
+func serveOn(ctx context.Context, log *slog.Logger, ln net.Listener, h http.Handler, timeout time.Duration) error {
 	hs := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
