@@ -179,6 +179,7 @@ type Adapter struct {
 	confirmations int64
 	etherscan     *provider.Client
 	rpc           *provider.Client
+	tokenLists    tokenListCache
 }
 
 var _ provider.Adapter = (*Adapter)(nil)
@@ -557,6 +558,14 @@ func (ad *Adapter) Balances(ctx context.Context, a provider.Account) ([]opencali
 	return out, nil
 }
 
+// confirmationsOf is how far behind the head the chain's lists are trusted complete.
+func (ad *Adapter) confirmationsOf(c Chain) int64 {
+	if ad.confirmations > 0 {
+		return ad.confirmations
+	}
+	return c.Confirmations
+}
+
 // touchedTokens pages the wallet's whole tokentx list up to the chain head, at the adapter's
 // page size, and returns its token contracts sorted.
 func (ad *Adapter) touchedTokens(ctx context.Context, acc account) ([]tokenInfo, error) {
@@ -566,11 +575,14 @@ func (ad *Adapter) touchedTokens(ctx context.Context, acc account) ([]tokenInfo,
 	}
 	found := map[string]tokenInfo{}
 	r := newListReader(ad, acc, ActionTokenTx, 0, ad.offset)
+	var all []listRow
 	for !r.done {
 		if err := r.fetch(ctx, head); err != nil {
 			return nil, err
 		}
-		for _, row := range r.take(r.reached) {
+		rows := r.take(r.reached)
+		all = append(all, rows...)
+		for _, row := range rows {
 			t := row.token
 			c := strings.ToLower(t.ContractAddress)
 			if _, ok := found[c]; ok || c == "" {
@@ -583,6 +595,8 @@ func (ad *Adapter) touchedTokens(ctx context.Context, acc account) ([]tokenInfo,
 			found[c] = tokenInfo{contract: c, symbol: tokenSymbol(t.TokenSymbol, c), name: t.TokenName, decimals: int32(d)}
 		}
 	}
+	// The history read that follows takes the list from here instead of asking again.
+	ad.tokenLists.put(acc, all, head-ad.confirmationsOf(acc.chain), ad.clock.Now())
 	out := make([]tokenInfo, 0, len(found))
 	for _, t := range found {
 		out = append(out, t)

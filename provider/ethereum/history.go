@@ -62,11 +62,7 @@ func (ad *Adapter) History(ctx context.Context, a provider.Account, from provide
 	if err != nil {
 		return fail(err)
 	}
-	confirmations := acc.chain.Confirmations
-	if ad.confirmations > 0 {
-		confirmations = ad.confirmations
-	}
-	end := head - confirmations
+	end := head - ad.confirmationsOf(acc.chain)
 	if cur.NextBlock > end {
 		return nil // no block settled since the last read
 	}
@@ -74,6 +70,12 @@ func (ad *Adapter) History(ctx context.Context, a provider.Account, from provide
 	readers := make([]*listReader, len(Actions))
 	for i, action := range Actions {
 		readers[i] = newListReader(ad, acc, action, cur.NextBlock, ad.offset)
+		if action == ActionTokenTx {
+			// The list the balances stage just read, when it covers this read.
+			if rows, ok := ad.tokenLists.take(acc, cur.NextBlock, end, ad.clock.Now()); ok {
+				readers[i].preload(rows, end)
+			}
+		}
 	}
 	bound := cur.NextBlock
 	for bound <= end {
@@ -290,6 +292,12 @@ func (r *listReader) add(rows []listRow) {
 		r.keys[row.key] = true
 		r.rows = append(r.rows, row)
 	}
+}
+
+// preload fills the reader with rows read before, complete up to end: the list is read.
+func (r *listReader) preload(rows []listRow, end int64) {
+	r.add(rows)
+	r.reached, r.next, r.done = end+1, end+1, true
 }
 
 // take removes and returns the rows of the blocks before bound. Their keys go too: no

@@ -590,3 +590,57 @@ func TestLimiterWindow(t *testing.T) {
 		t.Errorf("waited %v", clock.Now().Sub(before))
 	}
 }
+
+// TestBalancesThenHistoryAskForTokensOnce: the tokentx list Balances reads to find the
+// wallet's tokens serves the history read that follows, so a first sync of a wallet whose
+// lists fit one page each costs three Etherscan calls, not four, and hands over exactly what
+// a read of its own would.
+func TestBalancesThenHistoryAskForTokensOnce(t *testing.T) {
+	f := newFixture(t, ethsim.Options{Wallets: 1, TxsPerWallet: 150}, 20)
+	ctx := context.Background()
+	a := f.account("ethereum", 0)
+
+	cached := f.adapter(Options{})
+	before := f.sim.Requests()
+	if _, err := cached.Balances(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	r := newRead()
+	if err := cached.History(ctx, a, r.cursors, r.sink(t, -1)); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.sim.Requests() - before; n != 3 {
+		t.Errorf("balances then history made %d Etherscan requests, want 3 (tokentx once, txlist, txlistinternal)", n)
+	}
+
+	alone := newRead()
+	if err := f.adapter(Options{}).History(ctx, a, alone.cursors, alone.sink(t, -1)); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.txs) != len(alone.txs) || len(r.txs) == 0 {
+		t.Fatalf("with the balances' list: %d transactions; read alone: %d", len(r.txs), len(alone.txs))
+	}
+	for id, tx := range alone.txs {
+		if got := r.txs[id]; got == nil || got.ContentHash() != tx.ContentHash() {
+			t.Errorf("transaction %s differs", id)
+		}
+	}
+	checkComplete(t, r, f.sim.Truth("ethereum", 0))
+
+	// The list serves one read only: the next asks Etherscan again.
+	if _, err := cached.Balances(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	fresh := newRead()
+	if err := cached.History(ctx, a, fresh.cursors, fresh.sink(t, -1)); err != nil {
+		t.Fatal(err)
+	}
+	again := newRead()
+	before = f.sim.Requests()
+	if err := cached.History(ctx, a, again.cursors, again.sink(t, -1)); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.sim.Requests() - before; n != 3 || len(again.txs) != len(alone.txs) {
+		t.Errorf("a read with no list waiting made %d requests and read %d transactions", n, len(again.txs))
+	}
+}
