@@ -383,8 +383,23 @@ func (ad *Adapter) redactErr(err error) error {
 }
 
 // rpcBatch sends JSON-RPC calls as one batch (a single call goes alone) and returns the
-// results in the order of calls.
+// results in the order of calls; an error answered to any call fails the batch.
 func (ad *Adapter) rpcBatch(ctx context.Context, chain string, calls []rpcRequest) ([]json.RawMessage, error) {
+	results, refused, err := ad.rpcCalls(ctx, chain, calls)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range refused {
+		if e != nil {
+			return nil, rpcErr(e)
+		}
+	}
+	return results, nil
+}
+
+// rpcCalls is rpcBatch that hands back the error each call was answered with (nil for a
+// result), for the caller that can do something about one call's refusal.
+func (ad *Adapter) rpcCalls(ctx context.Context, chain string, calls []rpcRequest) ([]json.RawMessage, []*rpcError, error) {
 	endpoint := ad.rpcURL(chain)
 	limitKey := endpoint
 	if u, err := url.Parse(endpoint); err == nil && u.Host != "" {
@@ -401,39 +416,46 @@ func (ad *Adapter) rpcBatch(ctx context.Context, chain string, calls []rpcReques
 		body, err = json.Marshal(calls)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	res, err := ad.rpc.Do(ctx, provider.Request{Method: http.MethodPost, URL: endpoint, Body: body,
 		Header: http.Header{"Content-Type": {"application/json"}}, LimitKey: limitKey, Cost: 1})
+	var refusal *rpcError
+	if err != nil && len(calls) == 1 && errors.As(err, &refusal) {
+		// classifyRPC turned the single call's error answer into the request's error.
+		return []json.RawMessage{nil}, []*rpcError{refusal}, nil
+	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var answers []rpcResponse
 	if len(calls) == 1 {
 		var one rpcResponse
 		if err := json.Unmarshal(res.Body, &one); err != nil {
-			return nil, rpcShapeErr(err)
+			return nil, nil, rpcShapeErr(err)
 		}
 		answers = []rpcResponse{one}
 	} else if err := json.Unmarshal(res.Body, &answers); err != nil {
-		return nil, rpcShapeErr(err)
+		return nil, nil, rpcShapeErr(err)
 	}
 	out := make([]json.RawMessage, len(calls))
+	refused := make([]*rpcError, len(calls))
 	for _, a := range answers {
 		if a.ID < 1 || a.ID > len(calls) {
 			continue
 		}
 		if a.Error != nil {
-			return nil, rpcErr(a.Error)
+			refused[a.ID-1] = a.Error
+			continue
 		}
 		out[a.ID-1] = a.Result
 	}
 	for i, r := range out {
-		if r == nil {
-			return nil, rpcShapeErr(fmt.Errorf("no answer to %s", calls[i].Method))
+		if r == nil && refused[i] == nil {
+			return nil, nil, rpcShapeErr(fmt.Errorf("no answer to %s", calls[i].Method))
 		}
 	}
-	return out, nil
+	return out, refused, nil
 }
 
 func rpcShapeErr(err error) error {
@@ -512,27 +534,58 @@ const rpcBatchSize = 50
 // Balances reads the native coin (eth_getBalance) and every ERC-20 token the wallet has
 // touched (found in its tokentx list, spam tokens included: a position is what the chain
 // says) with balanceOf through eth_call, in batches. Zero token balances are left out.
+//
+// The balances are read at block B = head − the chain's confirmations, not at "latest":
+// B is where the history read that follows stops (it takes the tokentx list read here,
+// complete up to B; see History), so that the positions and the history describe the same
+// block and reconcile exactly, also after activity in the last blocks. A node that no longer
+// holds B's state (a pruned geth full node keeps the state of its last 128 blocks; an
+// endpoint may also route the call to a node behind) refuses the call; that call is asked again at "latest", whose balance may be
+// ahead of the history until a later sync: the reconciliation of before, not a failed sync.
 func (ad *Adapter) Balances(ctx context.Context, a provider.Account) ([]opencalico.Position, error) {
 	acc, err := ad.resolve(a)
 	if err != nil {
 		return nil, err
 	}
-	tokens, err := ad.touchedTokens(ctx, acc)
+	tokens, head, err := ad.touchedTokens(ctx, acc)
 	if err != nil {
 		return nil, err
 	}
-	calls := []rpcRequest{{Method: "eth_getBalance", Params: []any{acc.address, "latest"}}}
-	for _, t := range tokens {
-		data := balanceOfSelector + strings.Repeat("0", 24) + strings.TrimPrefix(acc.address, "0x")
-		calls = append(calls, rpcRequest{Method: "eth_call", Params: []any{map[string]string{"to": t.contract, "data": data}, "latest"}})
-	}
-	var results []json.RawMessage
+	settled := "0x" + strconv.FormatInt(max(head-ad.confirmationsOf(acc.chain), 0), 16)
+	calls := balanceCalls(acc, tokens, settled)
+	results := make([]json.RawMessage, len(calls))
+	var refusedAt []int // calls whose node refused block B
 	for start := 0; start < len(calls); start += rpcBatchSize {
-		res, err := ad.rpcBatch(ctx, acc.chain.Name, calls[start:min(start+rpcBatchSize, len(calls))])
+		res, refused, err := ad.rpcCalls(ctx, acc.chain.Name, calls[start:min(start+rpcBatchSize, len(calls))])
 		if err != nil {
 			return nil, err
 		}
-		results = append(results, res...)
+		for i, e := range refused {
+			switch {
+			case e == nil:
+				results[start+i] = res[i]
+			case pastStateRefused(e):
+				refusedAt = append(refusedAt, start+i)
+			default:
+				return nil, rpcErr(e)
+			}
+		}
+	}
+	if len(refusedAt) > 0 {
+		latest := balanceCalls(acc, tokens, "latest")
+		retry := make([]rpcRequest, len(refusedAt))
+		for k, i := range refusedAt {
+			retry[k] = latest[i]
+		}
+		for start := 0; start < len(retry); start += rpcBatchSize {
+			res, err := ad.rpcBatch(ctx, acc.chain.Name, retry[start:min(start+rpcBatchSize, len(retry))])
+			if err != nil {
+				return nil, err
+			}
+			for k, r := range res {
+				results[refusedAt[start+k]] = r
+			}
+		}
 	}
 	now := ad.clock.Now().UTC()
 	position := func(symbol, name, assetID string, qty decimal.Decimal) opencalico.Position {
@@ -558,6 +611,17 @@ func (ad *Adapter) Balances(ctx context.Context, a provider.Account) ([]opencali
 	return out, nil
 }
 
+// balanceCalls are the calls of Balances at a block tag: eth_getBalance, then balanceOf of
+// each token in order.
+func balanceCalls(acc account, tokens []tokenInfo, block string) []rpcRequest {
+	calls := []rpcRequest{{Method: "eth_getBalance", Params: []any{acc.address, block}}}
+	data := balanceOfSelector + strings.Repeat("0", 24) + strings.TrimPrefix(acc.address, "0x")
+	for _, t := range tokens {
+		calls = append(calls, rpcRequest{Method: "eth_call", Params: []any{map[string]string{"to": t.contract, "data": data}, block}})
+	}
+	return calls
+}
+
 // confirmationsOf is how far behind the head the chain's lists are trusted complete.
 func (ad *Adapter) confirmationsOf(c Chain) int64 {
 	if ad.confirmations > 0 {
@@ -567,18 +631,18 @@ func (ad *Adapter) confirmationsOf(c Chain) int64 {
 }
 
 // touchedTokens pages the wallet's whole tokentx list up to the chain head, at the adapter's
-// page size, and returns its token contracts sorted.
-func (ad *Adapter) touchedTokens(ctx context.Context, acc account) ([]tokenInfo, error) {
+// page size, and returns its token contracts sorted and the head it read to.
+func (ad *Adapter) touchedTokens(ctx context.Context, acc account) ([]tokenInfo, int64, error) {
 	head, err := ad.headBlock(ctx, acc.chain.Name)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	found := map[string]tokenInfo{}
 	r := newListReader(ad, acc, ActionTokenTx, 0, ad.offset)
 	var all []listRow
 	for !r.done {
 		if err := r.fetch(ctx, head); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		rows := r.take(r.reached)
 		all = append(all, rows...)
@@ -595,12 +659,13 @@ func (ad *Adapter) touchedTokens(ctx context.Context, acc account) ([]tokenInfo,
 			found[c] = tokenInfo{contract: c, symbol: tokenSymbol(t.TokenSymbol, c), name: t.TokenName, decimals: int32(d)}
 		}
 	}
-	// The history read that follows takes the list from here instead of asking again.
+	// The history read that follows takes the list from here instead of asking again, and
+	// stops where it is complete: at the block Balances reads the balances at.
 	ad.tokenLists.put(acc, all, head-ad.confirmationsOf(acc.chain), ad.clock.Now())
 	out := make([]tokenInfo, 0, len(found))
 	for _, t := range found {
 		out = append(out, t)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].contract < out[j].contract })
-	return out, nil
+	return out, head, nil
 }

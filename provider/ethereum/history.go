@@ -29,11 +29,13 @@ func (c historyCursor) encode() string {
 // Why it is safe. A transaction's rows are spread over three lists (txlist, txlistinternal,
 // tokentx) that page independently, so a transaction at the end of one list's page may have
 // rows in another list's next page. The read therefore fixes an end block E (the node's head
-// less the chain's confirmations, a height every list has indexed) and reads the three lists
-// side by side: each list is known complete for the blocks before its "reached" block (the
-// last block of a full page, whose remaining rows the next page re-reads from its start, or
-// E+1 once a page comes back short). Only the blocks before B = min(reached) are complete in
-// all three lists, and only their transactions are merged and handed over, with cursor B;
+// less the chain's confirmations, a height every list has indexed; or, when the balances
+// stage hands over its tokentx list, the lower block the balances were read at: see below)
+// and reads the three lists side by side: each list is known complete for the blocks before
+// its "reached" block (the last block of a full page, whose remaining rows the next page
+// re-reads from its start, or E+1 once a page comes back short). Only the blocks before
+// B = min(reached) are complete in all three lists, and only their transactions are merged
+// and handed over, with cursor B;
 // rows of B and later wait in memory for the next round. Every row of a transaction is in one
 // block, so no transaction is ever split by a page; a crash after any page resumes at B and
 // reads again exactly the blocks not handed over, so nothing is lost or doubled. The rows of
@@ -63,6 +65,18 @@ func (ad *Adapter) History(ctx context.Context, a provider.Account, from provide
 		return fail(err)
 	}
 	end := head - ad.confirmationsOf(acc.chain)
+	// The tokentx list the balances stage just read, complete up to the block B it read the
+	// balances at: this read stops at B rather than at its own end, so that the history
+	// ends exactly where the balances were read and the two reconcile. It is safe: B was
+	// the head less the confirmations when Balances ran, a moment ago, so B ≤ end (take
+	// enforces it should the node's head have gone back), and every list, indexed at least
+	// to end, has indexed B; the cursor is B+1 as after any read that stops at an end, and
+	// the blocks after B are read by the next sync. Without a list (another process ran the
+	// balances, a later sync, a resumed read) the read goes to its own end as before.
+	tokenRows, handedEnd, handed := ad.tokenLists.take(acc, cur.NextBlock, end, ad.clock.Now())
+	if handed {
+		end = handedEnd
+	}
 	if cur.NextBlock > end {
 		return nil // no block settled since the last read
 	}
@@ -70,11 +84,8 @@ func (ad *Adapter) History(ctx context.Context, a provider.Account, from provide
 	readers := make([]*listReader, len(Actions))
 	for i, action := range Actions {
 		readers[i] = newListReader(ad, acc, action, cur.NextBlock, ad.offset)
-		if action == ActionTokenTx {
-			// The list the balances stage just read, when it covers this read.
-			if rows, ok := ad.tokenLists.take(acc, cur.NextBlock, end, ad.clock.Now()); ok {
-				readers[i].preload(rows, end)
-			}
+		if action == ActionTokenTx && handed {
+			readers[i].preload(tokenRows, end)
 		}
 	}
 	bound := cur.NextBlock

@@ -12,9 +12,10 @@ import (
 // first sync's calls.
 //
 // A list is kept for the blocks its read could trust: up to the head it was read at less the
-// chain's confirmations, the same rule History reads by. History takes it only when it
-// covers History's own end block, at most tokenListTTL after it was read, and only once.
-// Anything else (another process runs the history, the head moved on, a later sync) reads
+// chain's confirmations (its "complete" block, the block Balances read the balances at), the
+// same rule History reads by. History takes it at most tokenListTTL after it was read, and
+// only once, and then stops at its complete block, so that the history ends where the
+// balances were read. Anything else (another process runs the history, a later sync) reads
 // from Etherscan as before.
 type tokenListCache struct {
 	mu    sync.Mutex
@@ -55,24 +56,27 @@ func (c *tokenListCache) put(acc account, rows []listRow, complete int64, now ti
 	c.lists[tokenListKey(acc)] = cachedTokenList{rows: rows, complete: complete, at: now}
 }
 
-// take returns the rows of blocks from..end and removes the list, when a list covers end and
-// is fresh; ok is false otherwise.
-func (c *tokenListCache) take(acc account, from, end int64, now time.Time) (rows []listRow, ok bool) {
+// take removes the account's list and, when it is fresh, returns its rows of blocks
+// from..end with end = min(its complete block, limit), and ok. limit is the end History would
+// read to without a list; a list complete beyond it (a node whose head went back) is
+// trusted only as far as that.
+func (c *tokenListCache) take(acc account, from, limit int64, now time.Time) (rows []listRow, end int64, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	key := tokenListKey(acc)
 	l, found := c.lists[key]
 	if !found {
-		return nil, false
+		return nil, 0, false
 	}
 	delete(c.lists, key)
-	if l.complete < end || now.Sub(l.at) > tokenListTTL {
-		return nil, false
+	if now.Sub(l.at) > tokenListTTL {
+		return nil, 0, false
 	}
+	end = min(l.complete, limit)
 	for _, r := range l.rows {
 		if r.block >= from && r.block <= end {
 			rows = append(rows, r)
 		}
 	}
-	return rows, true
+	return rows, end, true
 }

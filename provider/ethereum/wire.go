@@ -182,8 +182,45 @@ type rpcResponse struct {
 }
 
 type rpcError struct {
-	Code    int    `json:"code"`
-	Message string `json:"message"`
+	Code    int             `json:"code"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data"`
+}
+
+func (e *rpcError) Error() string { return fmt.Sprintf("evm rpc: %d %s", e.Code, e.Message) }
+
+// pastStateRefused says a node declined a call for a past block because it no longer holds
+// (or never held, or does not know yet) that block's state, rather than because the call is
+// wrong. What the clients answer:
+//   - geth, and bor, op-geth and nitro that derive from it, with the hash scheme: -32000
+//     "missing trie node <root> (path ) <nil>" once a full node pruned the state (it keeps
+//     the last 128 blocks; go-ethereum#20874, #25815, OffchainLabs/nitro#2156);
+//   - geth ≥ 1.14 with the path scheme: -32000 "state 0x… is not available" (go-ethereum#32148),
+//     bor "missing trie node … state 0x… is not available, not found" (0xPolygon/bor#1303);
+//   - geth for a number past its head (a node behind a load balancer): -32000 "header not
+//     found" (blockscout#10448, MetaMask#7234); Erigon -32000 "block not found N"
+//     (erigon#2770);
+//   - "state at block #N is pruned" (-32603, quoted in lambdaclass/ethrex#4870), geth's
+//     code 4444 "pruned history unavailable" (paradigmxyz/reth#27002), OpenEthereum's "…
+//     your node is running with state pruning", Nethermind's -32603 "Internal error" whose
+//     data names a MissingTrieNodeException (NethermindEth/nethermind#9408).
+//
+// Other errors (execution reverted, invalid argument) would fail at "latest" as well.
+func pastStateRefused(e *rpcError) bool {
+	if e == nil || e.Code == -32601 {
+		return false
+	}
+	if e.Code == 4444 {
+		return true
+	}
+	text := strings.ToLower(e.Message + " " + string(e.Data))
+	for _, s := range []string{"missing trie node", "missingtrienode", "header not found", "block not found",
+		"unknown block", "is pruned", "pruned history", "state pruning", "historical state"} {
+		if strings.Contains(text, s) {
+			return true
+		}
+	}
+	return strings.Contains(text, "state") && (strings.Contains(text, "not available") || strings.Contains(text, "unavailable"))
 }
 
 // classifyRPC maps a node's answers: 429 and 5xx are transient, a body that is neither a
@@ -212,6 +249,6 @@ func rpcErr(e *rpcError) error {
 	if e.Code == -32005 || e.Code == http.StatusTooManyRequests || strings.Contains(strings.ToLower(e.Message), "rate limit") {
 		return provider.Transient(fmt.Errorf("evm rpc: %d %s", e.Code, e.Message), time.Second)
 	}
-	return &opencalico.Error{Code: opencalico.EProviderError, ProviderID: ProviderID,
+	return &opencalico.Error{Code: opencalico.EProviderError, ProviderID: ProviderID, Err: e,
 		Message: fmt.Sprintf("The EVM RPC endpoint failed: %d %s", e.Code, e.Message)}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"math/big"
 	"math/rand/v2"
+	"sort"
 	"strings"
 	"time"
 
@@ -148,7 +149,32 @@ type ledger struct {
 	kinds    map[Kind]int
 	count    int
 	last     uint64
+	// nativeAt and tokenAt are the balances after each change, in block order, for the
+	// nodes' answers at a past block.
+	nativeAt []balancePoint
+	tokenAt  map[*token][]balancePoint
 }
+
+// balancePoint is a balance as it stood after a change in a block.
+type balancePoint struct {
+	block uint64
+	value *big.Int
+}
+
+// balanceAt is the last balance of points set in a block ≤ block (zero before the first).
+func balanceAt(points []balancePoint, block uint64) *big.Int {
+	i := sort.Search(len(points), func(i int) bool { return points[i].block > block })
+	if i == 0 {
+		return new(big.Int)
+	}
+	return points[i-1].value
+}
+
+// nativeAtBlock is the wallet's native balance at the end of a block.
+func (l *ledger) nativeAtBlock(block uint64) *big.Int { return balanceAt(l.nativeAt, block) }
+
+// tokenAtBlock is the wallet's balance of a token at the end of a block.
+func (l *ledger) tokenAtBlock(t *token, block uint64) *big.Int { return balanceAt(l.tokenAt[t], block) }
 
 // Function signatures as Etherscan's functionName shows them.
 const (
@@ -266,6 +292,7 @@ func (g *generator) generate(n int, origin time.Time) {
 		if !g.emit(kind, block, ts, txIndex) {
 			g.emit(KindReceiveNative, block, ts, txIndex)
 		}
+		l.nativeAt = append(l.nativeAt, balancePoint{block: block, value: new(big.Int).Set(l.native)})
 		l.last = block
 	}
 }
@@ -333,6 +360,7 @@ func (g *generator) emit(kind Kind, block uint64, ts int64, txIndex uint32) bool
 		if to == me {
 			bal.Add(bal, value)
 		}
+		l.tokenAt[t] = append(l.tokenAt[t], balancePoint{block: block, value: new(big.Int).Set(bal)})
 	}
 	held := func() *token {
 		var have []*token

@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencalico/opencalico/provider"
@@ -70,8 +71,14 @@ type Options struct {
 	// SlowDelay is how long a FaultSlow answer waits (default 2 s).
 	SlowDelay time.Duration
 	// HeadLead is how many blocks each chain's head stands above its newest generated
-	// transaction (default 10,000), so that the whole history is well confirmed.
+	// transaction (default 10,000, so that the whole history is well confirmed; a few blocks
+	// leave the newest transactions inside the confirmation window).
 	HeadLead uint64
+	// StateDepth, when positive, makes the nodes prune state as a geth full node does (it
+	// keeps the last 128 blocks): eth_getBalance and eth_call for a block older than
+	// head − StateDepth are refused with -32000 "missing trie node <root> (path ) <nil>".
+	// Zero: an archive node, every block answers.
+	StateDepth uint64
 	// PaidOnlyChains are the chains the API key's plan does not cover, as Etherscan's free
 	// plan does not cover Base: every /v2/api request for one of them is refused with
 	// Etherscan's status "0" "Free API access is not supported for this chain…". Their
@@ -113,6 +120,7 @@ type Simulator struct {
 	window    time.Duration
 	limitText string
 	slow      time.Duration
+	depth     uint64         // Options.StateDepth
 	paidOnly  map[int64]bool // chain ids outside the key's plan
 	addresses [][20]byte
 	chains    map[string]*simChain
@@ -126,8 +134,9 @@ type Simulator struct {
 }
 
 type simChain struct {
-	spec    *chainSpec
-	head    uint64
+	spec *chainSpec
+	// head is the newest block; AdvanceHead raises it while requests are served.
+	head    atomic.Uint64
 	ledgers map[[20]byte]*ledger
 	order   []*ledger
 	byHash  map[[32]byte]*normalRow // every txlist row of the chain, for receipts
@@ -159,7 +168,7 @@ func New(opts Options) *Simulator {
 	if len(opts.Chains) == 0 {
 		opts.Chains = ChainNames()
 	}
-	s := &Simulator{clock: opts.Clock, apiKey: opts.APIKey, slow: opts.SlowDelay,
+	s := &Simulator{clock: opts.Clock, apiKey: opts.APIKey, slow: opts.SlowDelay, depth: opts.StateDepth,
 		chains: map[string]*simChain{}, byID: map[int64]*simChain{}, sent: map[string][]time.Time{},
 		paidOnly: map[int64]bool{}, stats: Stats{ByAction: map[string]int{}, RPCMethods: map[string]int{}}}
 	if opts.RequestsPerSecond > 0 {
@@ -179,13 +188,14 @@ func New(opts Options) *Simulator {
 		if !contains(opts.Chains, spec.name) {
 			continue
 		}
-		sc := &simChain{spec: spec, ledgers: map[[20]byte]*ledger{}, head: spec.startBlock + opts.HeadLead, byHash: map[[32]byte]*normalRow{}}
+		sc := &simChain{spec: spec, ledgers: map[[20]byte]*ledger{}, byHash: map[[32]byte]*normalRow{}}
+		head := spec.startBlock + opts.HeadLead
 		if contains(opts.PaidOnlyChains, spec.name) {
 			s.paidOnly[spec.id] = true
 		}
 		for wi, a := range s.addresses {
 			rng := rand.New(rand.NewPCG(uint64(opts.Seed), uint64(ci)<<32|uint64(wi)))
-			l := &ledger{address: a, chain: spec, native: new(big.Int), l1Fees: new(big.Int), balances: map[*token]*big.Int{}, kinds: map[Kind]int{}}
+			l := &ledger{address: a, chain: spec, native: new(big.Int), l1Fees: new(big.Int), balances: map[*token]*big.Int{}, kinds: map[Kind]int{}, tokenAt: map[*token][]balancePoint{}}
 			g := &generator{rng: rng, l: l}
 			for range 12 {
 				g.others = append(g.others, g.addr())
@@ -194,11 +204,12 @@ func New(opts Options) *Simulator {
 			g.generate(opts.TxsPerWallet, origin)
 			sc.ledgers[a] = l
 			sc.order = append(sc.order, l)
-			sc.head = max(sc.head, l.last+opts.HeadLead)
+			head = max(head, l.last+opts.HeadLead)
 			for i := range l.normal {
 				sc.byHash[l.normal[i].hash] = &l.normal[i]
 			}
 		}
+		sc.head.Store(head)
 		s.chains[spec.name] = sc
 		s.byID[spec.id] = sc
 	}
@@ -298,7 +309,11 @@ func (s *Simulator) Truth(chain string, i int) Truth {
 }
 
 // Head is a chain's newest block.
-func (s *Simulator) Head(chain string) uint64 { return s.chains[chain].head }
+func (s *Simulator) Head(chain string) uint64 { return s.chains[chain].head.Load() }
+
+// AdvanceHead adds n blocks to a chain, none of them with a seeded wallet's transaction: the
+// chain moving on between two requests of a sync.
+func (s *Simulator) AdvanceHead(chain string, n uint64) { s.chains[chain].head.Add(n) }
 
 // Stats returns a copy of the counters.
 func (s *Simulator) Stats() Stats {
@@ -547,7 +562,7 @@ func (s *Simulator) account(q map[string][]string) answer {
 	if len(idx) == 0 {
 		return answer{Status: "0", Message: msgNoTxs, Result: []any{}}
 	}
-	head := sc.head
+	head := sc.head.Load()
 	out := make([]any, 0, len(idx))
 	for _, i := range idx {
 		switch action {
@@ -769,7 +784,52 @@ func (s *Simulator) serveRPC(w http.ResponseWriter, r *http.Request) {
 
 func quantity(n *big.Int) string { return "0x" + n.Text(16) }
 
-// rpc answers one call: balances are the ledger's final ones, whatever the block tag.
+// stateAt resolves the block tag of parameter i of a state call (eth_getBalance, eth_call)
+// as geth does: "latest" (and "pending", "safe", "finalized", which the simulated chain does
+// not tell apart), "earliest" or a hex number; a number past the head is "header not found",
+// a block whose state is pruned (Options.StateDepth) is "missing trie node".
+func (s *Simulator) stateAt(sc *simChain, c rpcCall, i int) (uint64, map[string]any) {
+	if i >= len(c.Params) {
+		return 0, rpcErrorBody(c.ID, -32602, fmt.Sprintf("missing value for required argument %d", i))
+	}
+	var tag string
+	if json.Unmarshal(c.Params[i], &tag) != nil {
+		return 0, rpcErrorBody(c.ID, -32602, fmt.Sprintf("invalid argument %d: json: cannot unmarshal into a block number", i))
+	}
+	var block uint64
+	head := sc.head.Load()
+	switch tag {
+	case "latest", "pending", "safe", "finalized":
+		return head, nil
+	case "earliest":
+		block = 0
+	default:
+		if !strings.HasPrefix(tag, "0x") {
+			return 0, rpcErrorBody(c.ID, -32602, fmt.Sprintf("invalid argument %d: hex string without 0x prefix", i))
+		}
+		n, err := strconv.ParseUint(tag[2:], 16, 64)
+		if err != nil || len(tag) == 2 {
+			return 0, rpcErrorBody(c.ID, -32602, fmt.Sprintf("invalid argument %d: hex number is not valid", i))
+		}
+		block = n
+	}
+	if block > head {
+		return 0, rpcErrorBody(c.ID, -32000, "header not found")
+	}
+	if s.depth > 0 && block+s.depth < head {
+		// The state root of the block, which the node no longer holds.
+		return 0, rpcErrorBody(c.ID, -32000, "missing trie node "+strings.TrimPrefix(stateRoot(block), "0x")+" (path ) <nil>")
+	}
+	return block, nil
+}
+
+// stateRoot is a block's simulated state root.
+func stateRoot(block uint64) string {
+	h := blockHash(block ^ 0x5747e)
+	return "0x" + h[len(h)-64:]
+}
+
+// rpc answers one call: balances are the ledger's as they stood at the end of the block asked.
 func (s *Simulator) rpc(sc *simChain, c rpcCall) any {
 	ok := func(result any) any { return map[string]any{"jsonrpc": "2.0", "id": c.ID, "result": result} }
 	str := func(i int) string {
@@ -781,7 +841,7 @@ func (s *Simulator) rpc(sc *simChain, c rpcCall) any {
 	}
 	switch c.Method {
 	case "eth_blockNumber":
-		return ok(quantity(new(big.Int).SetUint64(sc.head)))
+		return ok(quantity(new(big.Int).SetUint64(sc.head.Load())))
 	case "eth_chainId":
 		return ok(quantity(big.NewInt(sc.spec.id)))
 	case "eth_getBalance":
@@ -789,8 +849,12 @@ func (s *Simulator) rpc(sc *simChain, c rpcCall) any {
 		if !valid {
 			return rpcErrorBody(c.ID, -32602, "invalid argument 0: hex string has length "+strconv.Itoa(len(str(0))-2)+", want 40 for common.Address")
 		}
+		block, refused := s.stateAt(sc, c, 1)
+		if refused != nil {
+			return refused
+		}
 		if l := sc.ledgers[a]; l != nil {
-			return ok(quantity(l.native))
+			return ok(quantity(l.nativeAtBlock(block)))
 		}
 		return ok("0x0")
 	case "eth_call":
@@ -814,11 +878,15 @@ func (s *Simulator) rpc(sc *simChain, c rpcCall) any {
 		if !valid {
 			return rpcErrorBody(c.ID, -32000, "execution reverted")
 		}
+		block, refused := s.stateAt(sc, c, 1)
+		if refused != nil {
+			return refused
+		}
 		units := new(big.Int)
 		if l := sc.ledgers[holder]; l != nil {
-			for t, b := range l.balances {
+			for t := range l.balances {
 				if t.contract == contract {
-					units = b
+					units = l.tokenAtBlock(t, block)
 				}
 			}
 		}

@@ -400,3 +400,178 @@ func TestPaidOnlyChains(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// rowsNetAt nets a wallet's rows of blocks ≤ block, per asset (nil: the native coin), by the
+// rules of TestHistoryNetsToBalances.
+func rowsNetAt(l *ledger, block uint64) map[*token]*big.Int {
+	net := map[*token]*big.Int{nil: new(big.Int)}
+	add := func(t *token, v *big.Int, sign int) {
+		if net[t] == nil {
+			net[t] = new(big.Int)
+		}
+		if sign < 0 {
+			net[t].Sub(net[t], v)
+		} else {
+			net[t].Add(net[t], v)
+		}
+	}
+	for _, n := range l.normal {
+		if n.block > block {
+			continue
+		}
+		if n.from == l.address {
+			add(nil, fee(n.gasUsed, n.gasPrice), -1)
+			add(nil, new(big.Int).SetUint64(n.l1Fee), -1)
+		}
+		if n.failed {
+			continue
+		}
+		if n.from == l.address {
+			add(nil, n.value, -1)
+		}
+		if n.to == l.address {
+			add(nil, n.value, 1)
+		}
+	}
+	for _, n := range l.internal {
+		if n.block <= block && n.to == l.address {
+			add(nil, n.value, 1)
+		}
+	}
+	for _, n := range l.tokens {
+		if n.block > block {
+			continue
+		}
+		if n.from == l.address {
+			add(n.token, n.value, -1)
+		}
+		if n.to == l.address {
+			add(n.token, n.value, 1)
+		}
+	}
+	return net
+}
+
+// A node answers eth_getBalance and balanceOf for the block asked: the net of the rows of the
+// blocks up to it, at every block where the wallet's history changes and around it.
+func TestBalancesAtBlock(t *testing.T) {
+	s := New(Options{Seed: 9, Wallets: 1, TxsPerWallet: 120, Chains: []string{"base"}, HeadLead: 3})
+	sc := s.chains["base"]
+	l := sc.order[0]
+	var blocks []uint64
+	for _, n := range l.normal {
+		blocks = append(blocks, n.block-1, n.block, n.block+1)
+	}
+	for _, n := range l.tokens {
+		blocks = append(blocks, n.block-1, n.block)
+	}
+	blocks = append(blocks, 0, s.Head("base"))
+	for _, b := range blocks {
+		want := rowsNetAt(l, b)
+		if got := l.nativeAtBlock(b); got.Cmp(want[nil]) != 0 {
+			t.Fatalf("block %d: native %s, rows net %s", b, got, want[nil])
+		}
+		for _, tk := range sc.spec.tokens {
+			w := want[tk]
+			if w == nil {
+				w = new(big.Int)
+			}
+			if got := l.tokenAtBlock(tk, b); got.Cmp(w) != 0 {
+				t.Fatalf("block %d %s: %s, rows net %s", b, tk.symbol, got, w)
+			}
+		}
+	}
+
+	// Over the wire, in one batch: at a block in the middle, at the head and at "latest".
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	mid := l.normal[len(l.normal)/2].block
+	holder := strings.ToLower(s.Wallet(0))[2:]
+	usdc := hexAddr(sc.spec.tokens[0].contract)
+	tags := []string{"0x" + strconv.FormatUint(mid, 16), "0x" + strconv.FormatUint(s.Head("base"), 16), "latest"}
+	var calls []map[string]any
+	for i, tag := range tags {
+		calls = append(calls,
+			map[string]any{"jsonrpc": "2.0", "id": 2 * i, "method": "eth_getBalance", "params": []any{s.Wallet(0), tag}},
+			map[string]any{"jsonrpc": "2.0", "id": 2*i + 1, "method": "eth_call",
+				"params": []any{map[string]string{"to": usdc, "data": "0x70a08231" + strings.Repeat("0", 24) + holder}, tag}})
+	}
+	var answers []struct {
+		ID     int    `json:"id"`
+		Result string `json:"result"`
+	}
+	rpcPost(t, srv, "base", calls, &answers)
+	if len(answers) != len(calls) {
+		t.Fatalf("%d answers", len(answers))
+	}
+	hexInt := func(s string) *big.Int {
+		n, _ := new(big.Int).SetString(strings.TrimPrefix(s, "0x"), 16)
+		return n
+	}
+	truth := s.Truth("base", 0)
+	final := new(big.Int)
+	for _, tb := range truth.Tokens {
+		if tb.Symbol == "USDC" {
+			final = tb.Units
+		}
+	}
+	wants := [][2]*big.Int{
+		{l.nativeAtBlock(mid), l.tokenAtBlock(sc.spec.tokens[0], mid)},
+		{truth.Native, final},
+		{truth.Native, final},
+	}
+	for _, a := range answers {
+		if got, want := hexInt(a.Result), wants[a.ID/2][a.ID%2]; got == nil || got.Cmp(want) != 0 {
+			t.Errorf("call %d at %s: %s, want %s", a.ID, tags[a.ID/2], a.Result, want)
+		}
+	}
+	if wants[0][0].Cmp(truth.Native) == 0 {
+		t.Error("the middle block's balance is the final one: the test proves nothing")
+	}
+}
+
+// With StateDepth a node refuses state older than head − depth as a pruned geth node does,
+// and every node refuses a block past its head; latest always answers.
+func TestStateDepth(t *testing.T) {
+	s := New(Options{Seed: 9, Wallets: 1, TxsPerWallet: 20, Chains: []string{"ethereum"}, StateDepth: 50})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	head := s.Head("ethereum")
+	holder := strings.ToLower(s.Wallet(0))[2:]
+	token := hexAddr(chainSpecs[0].tokens[0].contract)
+	balanceOf := map[string]string{"to": token, "data": "0x70a08231" + strings.Repeat("0", 24) + holder}
+	hexBlock := func(b uint64) string { return "0x" + strconv.FormatUint(b, 16) }
+	for _, tc := range []struct {
+		name    string
+		method  string
+		params  []any
+		code    int
+		message string // a prefix; "" for a result
+	}{
+		{"balance at the oldest kept block", "eth_getBalance", []any{s.Wallet(0), hexBlock(head - 50)}, 0, ""},
+		{"balance pruned", "eth_getBalance", []any{s.Wallet(0), hexBlock(head - 51)}, -32000, "missing trie node "},
+		{"call pruned", "eth_call", []any{balanceOf, hexBlock(head - 1000)}, -32000, "missing trie node "},
+		{"call at latest", "eth_call", []any{balanceOf, "latest"}, 0, ""},
+		{"balance at latest", "eth_getBalance", []any{s.Wallet(0), "latest"}, 0, ""},
+		{"past the head", "eth_getBalance", []any{s.Wallet(0), hexBlock(head + 1)}, -32000, "header not found"},
+		{"no block", "eth_getBalance", []any{s.Wallet(0)}, -32602, "missing value for required argument 1"},
+		{"decimal block", "eth_getBalance", []any{s.Wallet(0), "123"}, -32602, "invalid argument 1"},
+	} {
+		var a struct {
+			Result *string `json:"result"`
+			Error  *struct {
+				Code    int    `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		rpcPost(t, srv, "ethereum", map[string]any{"jsonrpc": "2.0", "id": 1, "method": tc.method, "params": tc.params}, &a)
+		switch {
+		case tc.message == "" && (a.Error != nil || a.Result == nil):
+			t.Errorf("%s: %+v", tc.name, a.Error)
+		case tc.message != "" && (a.Error == nil || a.Error.Code != tc.code || !strings.HasPrefix(a.Error.Message, tc.message)):
+			t.Errorf("%s: %+v, want %d %q", tc.name, a.Error, tc.code, tc.message)
+		case tc.code == -32000 && tc.message == "missing trie node " && !strings.HasSuffix(a.Error.Message, " (path ) <nil>"):
+			t.Errorf("%s: %q", tc.name, a.Error.Message)
+		}
+	}
+}
