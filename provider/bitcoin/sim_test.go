@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/opencalico/opencalico"
+	"github.com/opencalico/opencalico/internal/adaptertest"
 	"github.com/opencalico/opencalico/provider"
 	"github.com/opencalico/opencalico/provider/sim/esplora"
 	"github.com/shopspring/decimal"
@@ -49,36 +50,6 @@ func account(f fixture, i int) provider.Account {
 		Address: f.sim.Credentials()[i]["address"], Chain: "bitcoin"}
 }
 
-// read is the outcome of History runs: transactions by ExternalID and cursors.
-type read struct {
-	txs     map[string]*opencalico.Transaction
-	cursors provider.Cursors
-	pages   int
-}
-
-func newRead() *read {
-	return &read{txs: map[string]*opencalico.Transaction{}, cursors: provider.Cursors{}}
-}
-
-func (r *read) sink(t *testing.T, stopAfter int) provider.Sink {
-	return func(ctx context.Context, p provider.Page) error {
-		if stopAfter >= 0 && r.pages >= stopAfter {
-			return errStop
-		}
-		r.pages++
-		for _, tx := range p.Transactions {
-			if err := tx.Validate(); err != nil {
-				t.Errorf("invalid transaction: %v", err)
-			}
-			r.txs[tx.ExternalID] = tx
-		}
-		r.cursors[p.Stream] = p.Cursor
-		return nil
-	}
-}
-
-var errStop = errors.New("stop")
-
 // net sums outputs − inputs − fees over confirmed transactions, and the inputs and fees of
 // pending ones (what the store's reconciliation counts).
 func net(txs map[string]*opencalico.Transaction) (confirmed, pendingDebit decimal.Decimal) {
@@ -113,12 +84,12 @@ func TestAdapterAgainstSimulator(t *testing.T) {
 			if err := ad.Verify(ctx, a); err != nil {
 				t.Fatal(err)
 			}
-			r := newRead()
-			if err := ad.History(ctx, a, r.cursors, r.sink(t, -1)); err != nil {
+			r := adaptertest.NewRead()
+			if err := ad.History(ctx, a, r.Cursors, r.Sink(t, -1)); err != nil {
 				t.Fatal(err)
 			}
 			checkRead(t, r, truth)
-			conf, pend := net(r.txs)
+			conf, pend := net(r.Txs)
 			if want := Sats(truth.Balance); !conf.Equal(want) {
 				t.Errorf("confirmed net %s, chain_stats funded − spent %s", conf, want)
 			}
@@ -134,7 +105,7 @@ func TestAdapterAgainstSimulator(t *testing.T) {
 			}
 			if truth.Kind == esplora.KindXpub || truth.Kind == esplora.KindYpub || truth.Kind == esplora.KindZpub {
 				var d derivationCursor
-				if err := json.Unmarshal([]byte(r.cursors[DerivationStream]), &d); err != nil {
+				if err := json.Unmarshal([]byte(r.Cursors[DerivationStream]), &d); err != nil {
 					t.Fatal(err)
 				}
 				if d.Receive != truth.MaxIndex[0] || d.Change != truth.MaxIndex[1] || d.Receive < 10 {
@@ -143,13 +114,13 @@ func TestAdapterAgainstSimulator(t *testing.T) {
 			}
 
 			// A second read from the cursors adds nothing and changes nothing.
-			before := len(r.txs)
-			again := &read{txs: map[string]*opencalico.Transaction{}, cursors: r.cursors}
-			if err := ad.History(ctx, a, again.cursors, again.sink(t, -1)); err != nil {
+			before := len(r.Txs)
+			again := &adaptertest.Read{Txs: map[string]*opencalico.Transaction{}, Cursors: r.Cursors}
+			if err := ad.History(ctx, a, again.Cursors, again.Sink(t, -1)); err != nil {
 				t.Fatal(err)
 			}
-			for id, tx := range again.txs {
-				prev := r.txs[id]
+			for id, tx := range again.Txs {
+				prev := r.Txs[id]
 				if prev == nil || prev.ContentHash() != tx.ContentHash() {
 					t.Errorf("second read brought %s anew or changed", id)
 				}
@@ -157,7 +128,7 @@ func TestAdapterAgainstSimulator(t *testing.T) {
 					t.Errorf("second read handed confirmed %s again", id)
 				}
 			}
-			if before != len(r.txs) {
+			if before != len(r.Txs) {
 				t.Errorf("second read grew the map")
 			}
 		})
@@ -167,11 +138,11 @@ func TestAdapterAgainstSimulator(t *testing.T) {
 	}
 }
 
-func checkRead(t *testing.T, r *read, truth esplora.Truth) {
+func checkRead(t *testing.T, r *adaptertest.Read, truth esplora.Truth) {
 	t.Helper()
 	var confirmed, pending int
 	kinds := map[opencalico.TransactionType]int{}
-	for _, tx := range r.txs {
+	for _, tx := range r.Txs {
 		if tx.Status == opencalico.TxConfirmed {
 			confirmed++
 		} else {
@@ -207,17 +178,17 @@ func TestPendingConfirms(t *testing.T) {
 	ctx := context.Background()
 	const w = 6 // a zpub wallet
 	a := account(f, w)
-	r := newRead()
-	if err := ad.History(ctx, a, r.cursors, r.sink(t, -1)); err != nil {
+	r := adaptertest.NewRead()
+	if err := ad.History(ctx, a, r.Cursors, r.Sink(t, -1)); err != nil {
 		t.Fatal(err)
 	}
 	f.sim.Mine(w)
-	if err := ad.History(ctx, a, r.cursors, r.sink(t, -1)); err != nil {
+	if err := ad.History(ctx, a, r.Cursors, r.Sink(t, -1)); err != nil {
 		t.Fatal(err)
 	}
 	truth := f.sim.Truth(w)
 	checkRead(t, r, truth)
-	if conf, pend := net(r.txs); !conf.Equal(Sats(truth.Balance)) || !pend.IsZero() {
+	if conf, pend := net(r.Txs); !conf.Equal(Sats(truth.Balance)) || !pend.IsZero() {
 		t.Errorf("after mining: confirmed %s pending %s, truth %d", conf, pend, truth.Balance)
 	}
 }
@@ -230,26 +201,26 @@ func TestResume(t *testing.T) {
 	ctx := context.Background()
 	for _, w := range []int{2, 4} { // a single bc1q address, an xpub wallet
 		a := account(f, w)
-		whole := newRead()
-		if err := ad.History(ctx, a, whole.cursors, whole.sink(t, -1)); err != nil {
+		whole := adaptertest.NewRead()
+		if err := ad.History(ctx, a, whole.Cursors, whole.Sink(t, -1)); err != nil {
 			t.Fatal(err)
 		}
-		for _, k := range []int{0, 3, whole.pages / 2, whole.pages - 1} {
-			parts := newRead()
-			err := ad.History(ctx, a, parts.cursors, parts.sink(t, k))
-			if !errors.Is(err, errStop) {
+		for _, k := range []int{0, 3, whole.Pages / 2, whole.Pages - 1} {
+			parts := adaptertest.NewRead()
+			err := ad.History(ctx, a, parts.Cursors, parts.Sink(t, k))
+			if !errors.Is(err, adaptertest.ErrStop) {
 				t.Fatalf("k=%d: %v", k, err)
 			}
 			// A fresh page counter: the rest of the read is not stopped.
-			parts.pages = 0
-			if err := ad.History(ctx, a, parts.cursors, parts.sink(t, -1)); err != nil {
+			parts.Pages = 0
+			if err := ad.History(ctx, a, parts.Cursors, parts.Sink(t, -1)); err != nil {
 				t.Fatal(err)
 			}
-			if len(parts.txs) != len(whole.txs) {
-				t.Errorf("wallet %d k=%d: %d transactions, whole read %d", w, k, len(parts.txs), len(whole.txs))
+			if len(parts.Txs) != len(whole.Txs) {
+				t.Errorf("wallet %d k=%d: %d transactions, whole read %d", w, k, len(parts.Txs), len(whole.Txs))
 			}
-			for id, tx := range whole.txs {
-				p := parts.txs[id]
+			for id, tx := range whole.Txs {
+				p := parts.Txs[id]
 				if p != nil && tx.Status == opencalico.TxPending {
 					// A pending transaction is stamped when a read first sees it; these
 					// are two independent reads.
@@ -282,8 +253,8 @@ func TestFaults(t *testing.T) {
 	for _, faults := range recovered {
 		for _, route := range []string{esplora.RouteAddress, esplora.RouteChain, esplora.RouteMempool} {
 			f.sim.Inject(route, faults...)
-			r := newRead()
-			if err := ad.History(ctx, a, r.cursors, r.sink(t, -1)); err != nil {
+			r := adaptertest.NewRead()
+			if err := ad.History(ctx, a, r.Cursors, r.Sink(t, -1)); err != nil {
 				t.Fatalf("faults %v on %s: %v", faults, route, err)
 			}
 			checkRead(t, r, truth)
@@ -291,35 +262,35 @@ func TestFaults(t *testing.T) {
 	}
 
 	// A chain page that keeps failing: that address's stream is reported, the rest read.
-	r := newRead()
-	if err := ad.History(ctx, a, r.cursors, r.sink(t, -1)); err != nil {
+	r := adaptertest.NewRead()
+	if err := ad.History(ctx, a, r.Cursors, r.Sink(t, -1)); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 4; i++ {
 		f.sim.Inject(esplora.RouteChain, esplora.Fault500)
 	}
-	part := newRead()
-	err := ad.History(ctx, a, part.cursors, part.sink(t, -1))
+	part := adaptertest.NewRead()
+	err := ad.History(ctx, a, part.Cursors, part.Sink(t, -1))
 	var inc *provider.IncompleteError
 	if !errors.As(err, &inc) || len(inc.Streams) != 1 || opencalico.ErrorCodeOf(err) != opencalico.EProviderUnavailable {
 		t.Fatalf("want an IncompleteError naming one stream, got %v", err)
 	}
-	if len(part.txs) >= len(r.txs) || len(part.txs) == 0 {
-		t.Errorf("incomplete read handed %d of %d", len(part.txs), len(r.txs))
+	if len(part.Txs) >= len(r.Txs) || len(part.Txs) == 0 {
+		t.Errorf("incomplete read handed %d of %d", len(part.Txs), len(r.Txs))
 	}
 	// The next read completes it.
-	if err := ad.History(ctx, a, part.cursors, part.sink(t, -1)); err != nil {
+	if err := ad.History(ctx, a, part.Cursors, part.Sink(t, -1)); err != nil {
 		t.Fatal(err)
 	}
-	if len(part.txs) != len(r.txs) {
-		t.Errorf("after the retry %d of %d", len(part.txs), len(r.txs))
+	if len(part.Txs) != len(r.Txs) {
+		t.Errorf("after the retry %d of %d", len(part.Txs), len(r.Txs))
 	}
 
 	// Discovery failing fails the read (every stream depends on it).
 	for i := 0; i < 4; i++ {
 		f.sim.Inject(esplora.RouteAddress, esplora.Fault503)
 	}
-	if err := ad.History(ctx, a, provider.Cursors{}, newRead().sink(t, -1)); opencalico.ErrorCodeOf(err) != opencalico.EProviderUnavailable {
+	if err := ad.History(ctx, a, provider.Cursors{}, adaptertest.NewRead().Sink(t, -1)); opencalico.ErrorCodeOf(err) != opencalico.EProviderUnavailable {
 		t.Errorf("discovery failure: %v", err)
 	}
 

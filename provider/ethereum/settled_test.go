@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/opencalico/opencalico"
+	"github.com/opencalico/opencalico/internal/adaptertest"
 	ethsim "github.com/opencalico/opencalico/provider/sim/etherscan"
 	"github.com/shopspring/decimal"
 )
@@ -68,20 +69,20 @@ func TestBalancesAndHistoryMeetAtTheSettledBlock(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := newRead()
-			if err := ad.History(ctx, a, r.cursors, r.sink(t, -1)); err != nil {
+			r := adaptertest.NewRead()
+			if err := ad.History(ctx, a, r.Cursors, r.Sink(t, -1)); err != nil {
 				t.Fatal(err)
 			}
-			checkBalances(t, pos, r.txs)
+			checkBalances(t, pos, r.Txs)
 
 			c, _ := LookupChain(tc.chain)
 			settled := int64(f.sim.Head(tc.chain)) - ad.confirmationsOf(c)
-			if want := (historyCursor{NextBlock: settled + 1}).encode(); r.cursors[tc.chain] != want {
-				t.Errorf("cursor %s, want %s", r.cursors[tc.chain], want)
+			if want := (historyCursor{NextBlock: settled + 1}).encode(); r.Cursors[tc.chain] != want {
+				t.Errorf("cursor %s, want %s", r.Cursors[tc.chain], want)
 			}
 			// Without the fix the balances were those at the head: they would not reconcile.
-			if sameAmounts(positionsByAsset(pos), latestPositions(truth)) || len(r.txs) >= truth.Count {
-				t.Fatalf("no activity after block %d (%d of %d transactions read): the test proves nothing", settled, len(r.txs), truth.Count)
+			if sameAmounts(positionsByAsset(pos), latestPositions(truth)) || len(r.Txs) >= truth.Count {
+				t.Fatalf("no activity after block %d (%d of %d transactions read): the test proves nothing", settled, len(r.Txs), truth.Count)
 			}
 			if st := f.sim.Stats(); st.RPCMethods["eth_getBalance"] == 0 {
 				t.Error("no eth_getBalance")
@@ -107,13 +108,13 @@ func TestHistoryStopsWhereBalancesRead(t *testing.T) {
 	}
 	f.sim.AdvanceHead("ethereum", 2*confirmations)
 	before := f.sim.Requests()
-	r := newRead()
-	if err := ad.History(ctx, a, r.cursors, r.sink(t, -1)); err != nil {
+	r := adaptertest.NewRead()
+	if err := ad.History(ctx, a, r.Cursors, r.Sink(t, -1)); err != nil {
 		t.Fatal(err)
 	}
-	checkBalances(t, pos, r.txs)
-	if want := (historyCursor{NextBlock: settled + 1}).encode(); r.cursors["ethereum"] != want {
-		t.Errorf("cursor %s, want %s", r.cursors["ethereum"], want)
+	checkBalances(t, pos, r.Txs)
+	if want := (historyCursor{NextBlock: settled + 1}).encode(); r.Cursors["ethereum"] != want {
+		t.Errorf("cursor %s, want %s", r.Cursors["ethereum"], want)
 	}
 	if n := f.sim.Requests() - before; n != 2 {
 		t.Errorf("history made %d Etherscan requests, want 2 (the tokentx list was handed over)", n)
@@ -124,10 +125,10 @@ func TestHistoryStopsWhereBalancesRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ad.History(ctx, a, r.cursors, r.sink(t, -1)); err != nil {
+	if err := ad.History(ctx, a, r.Cursors, r.Sink(t, -1)); err != nil {
 		t.Fatal(err)
 	}
-	checkBalances(t, pos, r.txs)
+	checkBalances(t, pos, r.Txs)
 	checkComplete(t, r, f.sim.Truth("ethereum", 0))
 }
 
@@ -166,8 +167,8 @@ func TestBalancesFallBackToLatest(t *testing.T) {
 				t.Errorf("RPC calls %v", st.RPCMethods)
 			}
 			// The history still reads, up to B.
-			r := newRead()
-			if err := ad.History(ctx, a, r.cursors, r.sink(t, -1)); err != nil {
+			r := adaptertest.NewRead()
+			if err := ad.History(ctx, a, r.Cursors, r.Sink(t, -1)); err != nil {
 				t.Fatal(err)
 			}
 		})

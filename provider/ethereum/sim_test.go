@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/opencalico/opencalico"
+	"github.com/opencalico/opencalico/internal/adaptertest"
 	"github.com/opencalico/opencalico/provider"
 	ethsim "github.com/opencalico/opencalico/provider/sim/etherscan"
 	"github.com/shopspring/decimal"
@@ -64,57 +65,6 @@ func (f fixture) account(chain string, i int) provider.Account {
 		Address: f.sim.Wallet(i), Chain: chain}
 }
 
-// read collects History pages.
-type read struct {
-	mu      sync.Mutex
-	txs     map[string]*opencalico.Transaction
-	cursors provider.Cursors
-	pages   int
-	rows    int
-}
-
-func newRead() *read {
-	return &read{txs: map[string]*opencalico.Transaction{}, cursors: provider.Cursors{}}
-}
-
-var errStop = errors.New("stop")
-
-func (r *read) sink(t *testing.T, stopAfter int) provider.Sink {
-	return func(ctx context.Context, p provider.Page) error {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if stopAfter >= 0 && r.pages >= stopAfter {
-			return errStop
-		}
-		r.pages++
-		for _, tx := range p.Transactions {
-			if err := tx.Validate(); err != nil {
-				t.Errorf("invalid transaction: %v", err)
-			}
-			r.txs[tx.ExternalID] = tx
-			r.rows++
-		}
-		r.cursors[p.Stream] = p.Cursor
-		return nil
-	}
-}
-
-func netByAsset(txs map[string]*opencalico.Transaction) map[string]decimal.Decimal {
-	net := map[string]decimal.Decimal{}
-	for _, tx := range txs {
-		for _, l := range tx.Outputs {
-			net[l.AssetID] = net[l.AssetID].Add(l.Amount)
-		}
-		for _, l := range tx.Inputs {
-			net[l.AssetID] = net[l.AssetID].Sub(l.Amount)
-		}
-		for _, f := range tx.Fees {
-			net[f.AssetID] = net[f.AssetID].Sub(f.Amount)
-		}
-	}
-	return net
-}
-
 type shape struct {
 	typ      opencalico.TransactionType
 	category opencalico.Category
@@ -122,14 +72,14 @@ type shape struct {
 
 // checkComplete compares a read with the simulator's truth: every transaction, of the right
 // type and category, and per asset the exact balance.
-func checkComplete(t *testing.T, r *read, truth ethsim.Truth) {
+func checkComplete(t *testing.T, r *adaptertest.Read, truth ethsim.Truth) {
 	t.Helper()
 	chain, _ := LookupChain(truth.Chain)
-	if len(r.txs) != truth.Count {
-		t.Errorf("%s: read %d transactions, truth %d", truth.Chain, len(r.txs), truth.Count)
+	if len(r.Txs) != truth.Count {
+		t.Errorf("%s: read %d transactions, truth %d", truth.Chain, len(r.Txs), truth.Count)
 	}
 	got := map[shape]int{}
-	for _, tx := range r.txs {
+	for _, tx := range r.Txs {
 		got[shape{tx.Type, tx.Categorization.Category}]++
 		if tx.Chain != truth.Chain || tx.ExternalID != truth.Chain+":"+tx.TxHash || tx.Timestamp.IsZero() {
 			t.Errorf("%s: chain %s hash %s", tx.ExternalID, tx.Chain, tx.TxHash)
@@ -165,7 +115,7 @@ func checkComplete(t *testing.T, r *read, truth ethsim.Truth) {
 	if spam := got[shape{opencalico.TypeReceive, opencalico.CategorySpam}] + got[shape{opencalico.TypeSend, opencalico.CategorySpam}]; spam != k[ethsim.KindSpamAirdrop]+k[ethsim.KindPoison] {
 		t.Errorf("%s: %d spam, truth %d", truth.Chain, spam, k[ethsim.KindSpamAirdrop]+k[ethsim.KindPoison])
 	}
-	net := netByAsset(r.txs)
+	net := adaptertest.NetByAsset(r.Txs)
 	if want := decimal.NewFromBigInt(truth.Native, -NativeDecimals); !net[chain.NativeAssetID()].Equal(want) {
 		t.Errorf("%s native: history nets %s, truth %s", truth.Chain, net[chain.NativeAssetID()], want)
 	}
@@ -181,10 +131,10 @@ func checkComplete(t *testing.T, r *read, truth ethsim.Truth) {
 // that exact reconciliation proves they were counted), and the read asked the receipt of
 // each transaction the wallet sent (those with a fee) and of no other, in batches; on the
 // other chains it asked none.
-func checkReceipts(t *testing.T, chain string, r *read, truth ethsim.Truth, before, after ethsim.Stats) {
+func checkReceipts(t *testing.T, chain string, r *adaptertest.Read, truth ethsim.Truth, before, after ethsim.Stats) {
 	t.Helper()
 	sent := 0
-	for _, tx := range r.txs {
+	for _, tx := range r.Txs {
 		if len(tx.Fees) > 0 {
 			sent++
 		}
@@ -199,7 +149,7 @@ func checkReceipts(t *testing.T, chain string, r *read, truth ethsim.Truth, befo
 		}
 	case truth.L1Fees.Sign() <= 0 || sent == 0:
 		t.Errorf("%s: the wallet paid no L1 fee (%d sent)", chain, sent)
-	case receipts != sent || requests > 1+(sent+rpcBatchSize-1)/rpcBatchSize+r.pages:
+	case receipts != sent || requests > 1+(sent+rpcBatchSize-1)/rpcBatchSize+r.Pages:
 		t.Errorf("%s: %d receipts asked in %d RPC requests for %d sent transactions", chain, receipts, requests, sent)
 	}
 }
@@ -207,7 +157,7 @@ func checkReceipts(t *testing.T, chain string, r *read, truth ethsim.Truth, befo
 // checkBalances compares Balances with the history's net, per asset, exactly.
 func checkBalances(t *testing.T, pos []opencalico.Position, txs map[string]*opencalico.Transaction) {
 	t.Helper()
-	net := netByAsset(txs)
+	net := adaptertest.NetByAsset(txs)
 	seen := map[string]bool{}
 	for _, p := range pos {
 		seen[p.AssetID] = true
@@ -235,21 +185,21 @@ func TestAdapterAgainstSimulatorEveryChain(t *testing.T) {
 			if err := ad.Verify(ctx, a); err != nil {
 				t.Fatal(err)
 			}
-			r := newRead()
+			r := adaptertest.NewRead()
 			start := f.sim.Stats()
-			if err := ad.History(ctx, a, r.cursors, r.sink(t, -1)); err != nil {
+			if err := ad.History(ctx, a, r.Cursors, r.Sink(t, -1)); err != nil {
 				t.Fatal(err)
 			}
 			checkComplete(t, r, f.sim.Truth(chain, i))
-			if r.rows != len(r.txs) {
-				t.Errorf("%s: %d rows handed for %d transactions", chain, r.rows, len(r.txs))
+			if r.Rows != len(r.Txs) {
+				t.Errorf("%s: %d rows handed for %d transactions", chain, r.Rows, len(r.Txs))
 			}
 			checkReceipts(t, chain, r, f.sim.Truth(chain, i), start, f.sim.Stats())
 			pos, err := ad.Balances(ctx, a)
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkBalances(t, pos, r.txs)
+			checkBalances(t, pos, r.Txs)
 			c, _ := LookupChain(chain)
 			if pos[0].AssetID != c.NativeAssetID() || pos[0].AssetSymbol != c.Symbol || len(pos) < 3 {
 				t.Errorf("%s positions %+v", chain, pos)
@@ -257,12 +207,12 @@ func TestAdapterAgainstSimulatorEveryChain(t *testing.T) {
 
 			// A second read from the cursors adds nothing and asks Etherscan nothing.
 			before := f.sim.Requests()
-			again := &read{txs: map[string]*opencalico.Transaction{}, cursors: r.cursors}
-			if err := ad.History(ctx, a, again.cursors, again.sink(t, -1)); err != nil {
+			again := &adaptertest.Read{Txs: map[string]*opencalico.Transaction{}, Cursors: r.Cursors}
+			if err := ad.History(ctx, a, again.Cursors, again.Sink(t, -1)); err != nil {
 				t.Fatal(err)
 			}
-			if again.rows != 0 || f.sim.Requests() != before {
-				t.Errorf("%s: second read handed %d rows with %d requests", chain, again.rows, f.sim.Requests()-before)
+			if again.Rows != 0 || f.sim.Requests() != before {
+				t.Errorf("%s: second read handed %d rows with %d requests", chain, again.Rows, f.sim.Requests()-before)
 			}
 		}
 	}
@@ -273,13 +223,13 @@ func TestSmallOffsetPagesWithinBlocks(t *testing.T) {
 	f := newFixture(t, ethsim.Options{Wallets: 1, TxsPerWallet: 120, Chains: []string{"ethereum", "arbitrum"}}, 20)
 	ad := f.adapter(Options{Offset: 7})
 	for _, chain := range []string{"ethereum", "arbitrum"} {
-		r := newRead()
-		if err := ad.History(context.Background(), f.account(chain, 0), r.cursors, r.sink(t, -1)); err != nil {
+		r := adaptertest.NewRead()
+		if err := ad.History(context.Background(), f.account(chain, 0), r.Cursors, r.Sink(t, -1)); err != nil {
 			t.Fatal(err)
 		}
 		checkComplete(t, r, f.sim.Truth(chain, 0))
-		if r.rows != len(r.txs) || r.pages < 10 {
-			t.Errorf("%s: %d rows, %d transactions, %d pages", chain, r.rows, len(r.txs), r.pages)
+		if r.Rows != len(r.Txs) || r.Pages < 10 {
+			t.Errorf("%s: %d rows, %d transactions, %d pages", chain, r.Rows, len(r.Txs), r.Pages)
 		}
 	}
 	// Balances find the tokens with the largest page whatever Offset says.
@@ -293,8 +243,8 @@ func TestSmallOffsetPagesWithinBlocks(t *testing.T) {
 func TestOffsetOfOne(t *testing.T) {
 	f := newFixture(t, ethsim.Options{Wallets: 1, TxsPerWallet: 40, Chains: []string{"base"}}, 20)
 	ad := f.adapter(Options{Offset: 1})
-	r := newRead()
-	if err := ad.History(context.Background(), f.account("base", 0), r.cursors, r.sink(t, -1)); err != nil {
+	r := adaptertest.NewRead()
+	if err := ad.History(context.Background(), f.account("base", 0), r.Cursors, r.Sink(t, -1)); err != nil {
 		t.Fatal(err)
 	}
 	checkComplete(t, r, f.sim.Truth("base", 0))
@@ -305,26 +255,26 @@ func TestResumeAtEveryPage(t *testing.T) {
 	ad := f.adapter(Options{Offset: 5})
 	ctx := context.Background()
 	a := f.account("ethereum", 0)
-	whole := newRead()
-	if err := ad.History(ctx, a, whole.cursors, whole.sink(t, -1)); err != nil {
+	whole := adaptertest.NewRead()
+	if err := ad.History(ctx, a, whole.Cursors, whole.Sink(t, -1)); err != nil {
 		t.Fatal(err)
 	}
-	if whole.pages < 4 {
-		t.Fatalf("only %d pages", whole.pages)
+	if whole.Pages < 4 {
+		t.Fatalf("only %d pages", whole.Pages)
 	}
-	for k := 0; k < whole.pages; k++ {
-		r := newRead()
-		if err := ad.History(ctx, a, r.cursors, r.sink(t, k)); !errors.Is(err, errStop) {
+	for k := 0; k < whole.Pages; k++ {
+		r := adaptertest.NewRead()
+		if err := ad.History(ctx, a, r.Cursors, r.Sink(t, k)); !errors.Is(err, adaptertest.ErrStop) {
 			t.Fatalf("k=%d: got %v, want the sink's error", k, err)
 		}
-		if err := ad.History(ctx, a, r.cursors, r.sink(t, -1)); err != nil {
+		if err := ad.History(ctx, a, r.Cursors, r.Sink(t, -1)); err != nil {
 			t.Fatal(err)
 		}
-		if r.rows != len(r.txs) || len(r.txs) != len(whole.txs) {
-			t.Errorf("k=%d: %d rows, %d transactions, uninterrupted %d", k, r.rows, len(r.txs), len(whole.txs))
+		if r.Rows != len(r.Txs) || len(r.Txs) != len(whole.Txs) {
+			t.Errorf("k=%d: %d rows, %d transactions, uninterrupted %d", k, r.Rows, len(r.Txs), len(whole.Txs))
 		}
-		for id, tx := range whole.txs {
-			if got := r.txs[id]; got == nil || got.ContentHash() != tx.ContentHash() {
+		for id, tx := range whole.Txs {
+			if got := r.Txs[id]; got == nil || got.ContentHash() != tx.ContentHash() {
 				t.Errorf("k=%d: %s differs", k, id)
 			}
 		}
@@ -337,16 +287,16 @@ func TestFaultsRecovered(t *testing.T) {
 			f := newFixture(t, ethsim.Options{Wallets: 1, TxsPerWallet: 60, Chains: []string{"polygon"}, SlowDelay: 20 * time.Second}, 20)
 			ad := f.adapter(Options{Offset: 25, AttemptTimeout: 300 * time.Millisecond})
 			f.sim.Inject(fault, 2)
-			r := newRead()
-			if err := ad.History(context.Background(), f.account("polygon", 0), r.cursors, r.sink(t, -1)); err != nil {
+			r := adaptertest.NewRead()
+			if err := ad.History(context.Background(), f.account("polygon", 0), r.Cursors, r.Sink(t, -1)); err != nil {
 				t.Fatal(err)
 			}
 			if st := f.sim.Stats(); st.Faults != 2 {
 				t.Errorf("%d faults served", st.Faults)
 			}
 			checkComplete(t, r, f.sim.Truth("polygon", 0))
-			if r.rows != len(r.txs) {
-				t.Errorf("%d rows for %d transactions", r.rows, len(r.txs))
+			if r.Rows != len(r.Txs) {
+				t.Errorf("%d rows for %d transactions", r.Rows, len(r.Txs))
 			}
 		})
 	}
@@ -359,8 +309,8 @@ func TestRPCFaultsRecovered(t *testing.T) {
 			ad := f.adapter(Options{})
 			f.sim.InjectRPC(fault, 2)
 			a := f.account("base", 0)
-			r := newRead()
-			if err := ad.History(context.Background(), a, r.cursors, r.sink(t, -1)); err != nil {
+			r := adaptertest.NewRead()
+			if err := ad.History(context.Background(), a, r.Cursors, r.Sink(t, -1)); err != nil {
 				t.Fatal(err)
 			}
 			f.sim.InjectRPC(fault, 1)
@@ -368,7 +318,7 @@ func TestRPCFaultsRecovered(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkBalances(t, pos, r.txs)
+			checkBalances(t, pos, r.Txs)
 		})
 	}
 }
@@ -377,13 +327,13 @@ func TestPersistentFaultIsIncomplete(t *testing.T) {
 	f := newFixture(t, ethsim.Options{Wallets: 1, TxsPerWallet: 60, Chains: []string{"ethereum"}}, 20)
 	ad := f.adapter(Options{Offset: 10, MaxAttempts: 2})
 	a := f.account("ethereum", 0)
-	r := newRead()
-	if err := ad.History(context.Background(), a, r.cursors, r.sink(t, 2)); !errors.Is(err, errStop) {
+	r := adaptertest.NewRead()
+	if err := ad.History(context.Background(), a, r.Cursors, r.Sink(t, 2)); !errors.Is(err, adaptertest.ErrStop) {
 		t.Fatal(err)
 	}
-	r.pages = 0
+	r.Pages = 0
 	f.sim.Inject(ethsim.Fault5xx, 2)
-	err := ad.History(context.Background(), a, r.cursors, r.sink(t, -1))
+	err := ad.History(context.Background(), a, r.Cursors, r.Sink(t, -1))
 	var inc *provider.IncompleteError
 	if !errors.As(err, &inc) || len(inc.Streams) != 1 || inc.Streams[0] != "ethereum" {
 		t.Fatalf("got %v, want an IncompleteError naming the chain", err)
@@ -391,12 +341,12 @@ func TestPersistentFaultIsIncomplete(t *testing.T) {
 	if opencalico.ErrorCodeOf(err) != opencalico.EProviderUnavailable {
 		t.Errorf("code %s", opencalico.ErrorCodeOf(err))
 	}
-	if err := ad.History(context.Background(), a, r.cursors, r.sink(t, -1)); err != nil {
+	if err := ad.History(context.Background(), a, r.Cursors, r.Sink(t, -1)); err != nil {
 		t.Fatal(err)
 	}
 	checkComplete(t, r, f.sim.Truth("ethereum", 0))
-	if r.rows != len(r.txs) {
-		t.Errorf("%d rows for %d transactions", r.rows, len(r.txs))
+	if r.Rows != len(r.Txs) {
+		t.Errorf("%d rows for %d transactions", r.Rows, len(r.Txs))
 	}
 }
 
@@ -427,7 +377,7 @@ func TestInvalidAPIKeyIsNotRetriedNorShown(t *testing.T) {
 			if c.fault != "" {
 				f.sim.Inject(c.fault, 1)
 			}
-			err := ad.History(context.Background(), f.account("ethereum", 0), provider.Cursors{}, newRead().sink(t, -1))
+			err := ad.History(context.Background(), f.account("ethereum", 0), provider.Cursors{}, adaptertest.NewRead().Sink(t, -1))
 			if opencalico.ErrorCodeOf(err) != opencalico.EProviderError || provider.IsAuthError(err) {
 				t.Fatalf("got %v (%s), want a provider error", err, opencalico.ErrorCodeOf(err))
 			}
@@ -467,12 +417,12 @@ func TestChainOutsideThePlan(t *testing.T) {
 		t.Errorf("Verify made %d Etherscan and %d RPC requests, want exactly 1 and 0", st.Requests, st.RPCRequests)
 	}
 
-	r := newRead()
-	err := ad.History(ctx, f.account("base", 0), r.cursors, r.sink(t, -1))
+	r := adaptertest.NewRead()
+	err := ad.History(ctx, f.account("base", 0), r.Cursors, r.Sink(t, -1))
 	check("History", err)
 	var inc *provider.IncompleteError
-	if !errors.As(err, &inc) || len(r.cursors) != 0 {
-		t.Errorf("History: %v, cursors %v", err, r.cursors)
+	if !errors.As(err, &inc) || len(r.Cursors) != 0 {
+		t.Errorf("History: %v, cursors %v", err, r.Cursors)
 	}
 	if st := f.sim.Stats(); st.Requests != 2 {
 		t.Errorf("History retried: %d Etherscan requests in all", st.Requests)
@@ -496,8 +446,8 @@ func TestRateLimitHeld(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				a := f.account(chain, i)
-				r := newRead()
-				if err := ad.History(context.Background(), a, r.cursors, r.sink(t, -1)); err != nil {
+				r := adaptertest.NewRead()
+				if err := ad.History(context.Background(), a, r.Cursors, r.Sink(t, -1)); err != nil {
 					t.Error(err)
 					return
 				}
@@ -507,7 +457,7 @@ func TestRateLimitHeld(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				checkBalances(t, pos, r.txs)
+				checkBalances(t, pos, r.Txs)
 			}()
 		}
 	}
@@ -538,7 +488,7 @@ func TestAccountChecksMakeNoRequest(t *testing.T) {
 		if err := ad.Verify(ctx, c.a); opencalico.ErrorCodeOf(err) != c.code {
 			t.Errorf("Verify %+v: %v", c.a, err)
 		}
-		if err := ad.History(ctx, c.a, provider.Cursors{}, newRead().sink(t, -1)); opencalico.ErrorCodeOf(err) != c.code {
+		if err := ad.History(ctx, c.a, provider.Cursors{}, adaptertest.NewRead().Sink(t, -1)); opencalico.ErrorCodeOf(err) != c.code {
 			t.Errorf("History: %v", err)
 		}
 		if _, err := ad.Balances(ctx, c.a); opencalico.ErrorCodeOf(err) != c.code {
@@ -553,15 +503,15 @@ func TestAccountChecksMakeNoRequest(t *testing.T) {
 	}
 	// The empty chain is ethereum; an unknown wallet has no history and a zero balance.
 	empty := provider.Account{ConnectionID: "c", Address: "0xde709f2102306220921060314715629080e2fb77"}
-	r := newRead()
-	if err := ad.History(ctx, empty, r.cursors, r.sink(t, -1)); err != nil || len(r.txs) != 0 || r.cursors["ethereum"] == "" {
-		t.Errorf("empty wallet: %v, %d transactions, cursors %v", err, len(r.txs), r.cursors)
+	r := adaptertest.NewRead()
+	if err := ad.History(ctx, empty, r.Cursors, r.Sink(t, -1)); err != nil || len(r.Txs) != 0 || r.Cursors["ethereum"] == "" {
+		t.Errorf("empty wallet: %v, %d transactions, cursors %v", err, len(r.Txs), r.Cursors)
 	}
 	pos, err := ad.Balances(ctx, empty)
 	if err != nil || len(pos) != 1 || !pos[0].Quantity.IsZero() {
 		t.Errorf("empty wallet balances: %v %+v", err, pos)
 	}
-	if err := ad.History(ctx, empty, provider.Cursors{"ethereum": "garbage"}, r.sink(t, -1)); opencalico.ErrorCodeOf(err) != opencalico.EInvalidCursor {
+	if err := ad.History(ctx, empty, provider.Cursors{"ethereum": "garbage"}, r.Sink(t, -1)); opencalico.ErrorCodeOf(err) != opencalico.EInvalidCursor {
 		t.Errorf("bad cursor: %v", err)
 	}
 }
@@ -605,23 +555,23 @@ func TestBalancesThenHistoryAskForTokensOnce(t *testing.T) {
 	if _, err := cached.Balances(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	r := newRead()
-	if err := cached.History(ctx, a, r.cursors, r.sink(t, -1)); err != nil {
+	r := adaptertest.NewRead()
+	if err := cached.History(ctx, a, r.Cursors, r.Sink(t, -1)); err != nil {
 		t.Fatal(err)
 	}
 	if n := f.sim.Requests() - before; n != 3 {
 		t.Errorf("balances then history made %d Etherscan requests, want 3 (tokentx once, txlist, txlistinternal)", n)
 	}
 
-	alone := newRead()
-	if err := f.adapter(Options{}).History(ctx, a, alone.cursors, alone.sink(t, -1)); err != nil {
+	alone := adaptertest.NewRead()
+	if err := f.adapter(Options{}).History(ctx, a, alone.Cursors, alone.Sink(t, -1)); err != nil {
 		t.Fatal(err)
 	}
-	if len(r.txs) != len(alone.txs) || len(r.txs) == 0 {
-		t.Fatalf("with the balances' list: %d transactions; read alone: %d", len(r.txs), len(alone.txs))
+	if len(r.Txs) != len(alone.Txs) || len(r.Txs) == 0 {
+		t.Fatalf("with the balances' list: %d transactions; read alone: %d", len(r.Txs), len(alone.Txs))
 	}
-	for id, tx := range alone.txs {
-		if got := r.txs[id]; got == nil || got.ContentHash() != tx.ContentHash() {
+	for id, tx := range alone.Txs {
+		if got := r.Txs[id]; got == nil || got.ContentHash() != tx.ContentHash() {
 			t.Errorf("transaction %s differs", id)
 		}
 	}
@@ -631,16 +581,16 @@ func TestBalancesThenHistoryAskForTokensOnce(t *testing.T) {
 	if _, err := cached.Balances(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	fresh := newRead()
-	if err := cached.History(ctx, a, fresh.cursors, fresh.sink(t, -1)); err != nil {
+	fresh := adaptertest.NewRead()
+	if err := cached.History(ctx, a, fresh.Cursors, fresh.Sink(t, -1)); err != nil {
 		t.Fatal(err)
 	}
-	again := newRead()
+	again := adaptertest.NewRead()
 	before = f.sim.Requests()
-	if err := cached.History(ctx, a, again.cursors, again.sink(t, -1)); err != nil {
+	if err := cached.History(ctx, a, again.Cursors, again.Sink(t, -1)); err != nil {
 		t.Fatal(err)
 	}
-	if n := f.sim.Requests() - before; n != 3 || len(again.txs) != len(alone.txs) {
-		t.Errorf("a read with no list waiting made %d requests and read %d transactions", n, len(again.txs))
+	if n := f.sim.Requests() - before; n != 3 || len(again.Txs) != len(alone.Txs) {
+		t.Errorf("a read with no list waiting made %d requests and read %d transactions", n, len(again.Txs))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/opencalico/opencalico"
+	"github.com/opencalico/opencalico/internal/adaptertest"
 	"github.com/opencalico/opencalico/provider"
 	solsim "github.com/opencalico/opencalico/provider/sim/solana"
 	"github.com/shopspring/decimal"
@@ -52,64 +53,15 @@ func (f fixture) account(i int) provider.Account {
 		Address: f.sim.Credentials()[i]["address"], Chain: "solana"}
 }
 
-// read collects History pages: transactions by ExternalID, cursors, and how many rows came.
-type read struct {
-	txs     map[string]*opencalico.Transaction
-	cursors provider.Cursors
-	pages   int
-	rows    int
-}
-
-func newRead() *read {
-	return &read{txs: map[string]*opencalico.Transaction{}, cursors: provider.Cursors{}}
-}
-
-var errStop = errors.New("stop")
-
-func (r *read) sink(t *testing.T, stopAfter int) provider.Sink {
-	return func(ctx context.Context, p provider.Page) error {
-		if stopAfter >= 0 && r.pages >= stopAfter {
-			return errStop
-		}
-		r.pages++
-		for _, tx := range p.Transactions {
-			if err := tx.Validate(); err != nil {
-				t.Errorf("invalid transaction: %v", err)
-			}
-			r.txs[tx.ExternalID] = tx
-			r.rows++
-		}
-		r.cursors[p.Stream] = p.Cursor
-		return nil
-	}
-}
-
-// netByAsset sums outputs − inputs − fees per asset id.
-func netByAsset(txs map[string]*opencalico.Transaction) map[string]decimal.Decimal {
-	net := map[string]decimal.Decimal{}
-	for _, tx := range txs {
-		for _, l := range tx.Outputs {
-			net[l.AssetID] = net[l.AssetID].Add(l.Amount)
-		}
-		for _, l := range tx.Inputs {
-			net[l.AssetID] = net[l.AssetID].Sub(l.Amount)
-		}
-		for _, f := range tx.Fees {
-			net[f.AssetID] = net[f.AssetID].Sub(f.Amount)
-		}
-	}
-	return net
-}
-
 // checkComplete compares a read with the simulator's truth: every transaction, of the
 // right type, and per asset the exact balance.
-func checkComplete(t *testing.T, r *read, truth solsim.Truth) {
+func checkComplete(t *testing.T, r *adaptertest.Read, truth solsim.Truth) {
 	t.Helper()
-	if len(r.txs) != truth.Count {
-		t.Errorf("read %d transactions, truth %d", len(r.txs), truth.Count)
+	if len(r.Txs) != truth.Count {
+		t.Errorf("read %d transactions, truth %d", len(r.Txs), truth.Count)
 	}
 	types := map[opencalico.TransactionType]int{}
-	for _, tx := range r.txs {
+	for _, tx := range r.Txs {
 		types[tx.Type]++
 		want := map[opencalico.TransactionType]opencalico.Category{
 			opencalico.TypeReceive: opencalico.CategoryDeposit, opencalico.TypeSend: opencalico.CategoryWithdrawal,
@@ -134,7 +86,7 @@ func checkComplete(t *testing.T, r *read, truth solsim.Truth) {
 			t.Errorf("%d transactions of type %s, truth %d", types[typ], typ, n)
 		}
 	}
-	net := netByAsset(r.txs)
+	net := adaptertest.NetByAsset(r.Txs)
 	if want := Lamports(int64(truth.Lamports)); !net[SOLAssetID].Equal(want) {
 		t.Errorf("SOL: history nets %s, truth %s", net[SOLAssetID], want)
 	}
@@ -156,13 +108,13 @@ func TestAdapterAgainstSimulator(t *testing.T) {
 		if err := ad.Verify(ctx, a); err != nil {
 			t.Fatal(err)
 		}
-		r := newRead()
-		if err := ad.History(ctx, a, r.cursors, r.sink(t, -1)); err != nil {
+		r := adaptertest.NewRead()
+		if err := ad.History(ctx, a, r.Cursors, r.Sink(t, -1)); err != nil {
 			t.Fatal(err)
 		}
 		checkComplete(t, r, truth)
-		if r.rows != len(r.txs) {
-			t.Errorf("%d rows handed for %d transactions", r.rows, len(r.txs))
+		if r.Rows != len(r.Txs) {
+			t.Errorf("%d rows handed for %d transactions", r.Rows, len(r.Txs))
 		}
 
 		// Balances equal the history's net, per asset, exactly.
@@ -170,7 +122,7 @@ func TestAdapterAgainstSimulator(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		net := netByAsset(r.txs)
+		net := adaptertest.NetByAsset(r.Txs)
 		seen := map[string]bool{}
 		for _, p := range pos {
 			seen[p.AssetID] = true
@@ -195,12 +147,12 @@ func TestAdapterAgainstSimulator(t *testing.T) {
 		}
 
 		// A second read from the cursors adds nothing.
-		again := &read{txs: map[string]*opencalico.Transaction{}, cursors: r.cursors}
-		if err := ad.History(ctx, a, again.cursors, again.sink(t, -1)); err != nil {
+		again := &adaptertest.Read{Txs: map[string]*opencalico.Transaction{}, Cursors: r.Cursors}
+		if err := ad.History(ctx, a, again.Cursors, again.Sink(t, -1)); err != nil {
 			t.Fatal(err)
 		}
-		if again.rows != 0 {
-			t.Errorf("second read handed %d rows", again.rows)
+		if again.Rows != 0 {
+			t.Errorf("second read handed %d rows", again.Rows)
 		}
 	}
 	if st := f.sim.Stats(); st.RateLimited != 0 {
@@ -215,8 +167,8 @@ func TestFaultsRecovered(t *testing.T) {
 			ad := f.adapter(Options{SignaturesLimit: 40})
 			a := f.account(1)
 			f.sim.Inject(fault, 2) // the first signature page fails twice
-			r := newRead()
-			if err := ad.History(context.Background(), a, r.cursors, r.sink(t, -1)); err != nil {
+			r := adaptertest.NewRead()
+			if err := ad.History(context.Background(), a, r.Cursors, r.Sink(t, -1)); err != nil {
 				t.Fatal(err)
 			}
 			st := f.sim.Stats()
@@ -224,8 +176,8 @@ func TestFaultsRecovered(t *testing.T) {
 				t.Errorf("%d faults served", st.Faults)
 			}
 			checkComplete(t, r, f.sim.Truth(1))
-			if r.rows != len(r.txs) {
-				t.Errorf("%d rows for %d transactions", r.rows, len(r.txs))
+			if r.Rows != len(r.Txs) {
+				t.Errorf("%d rows for %d transactions", r.Rows, len(r.Txs))
 			}
 		})
 	}
@@ -235,14 +187,14 @@ func TestPersistentFaultIsIncomplete(t *testing.T) {
 	f := newFixture(t, 250)
 	ad := f.adapter(Options{MaxAttempts: 2})
 	a := f.account(0)
-	r := newRead()
+	r := adaptertest.NewRead()
 	// The read is stopped after its first page, then resumed against a failing node.
-	if err := ad.History(context.Background(), a, r.cursors, r.sink(t, 1)); !errors.Is(err, errStop) {
+	if err := ad.History(context.Background(), a, r.Cursors, r.Sink(t, 1)); !errors.Is(err, adaptertest.ErrStop) {
 		t.Fatal(err)
 	}
-	r.pages = 0
+	r.Pages = 0
 	f.sim.Inject(solsim.Fault5xx, 2)
-	err := ad.History(context.Background(), a, r.cursors, r.sink(t, -1))
+	err := ad.History(context.Background(), a, r.Cursors, r.Sink(t, -1))
 	var inc *provider.IncompleteError
 	if !errors.As(err, &inc) || len(inc.Streams) != 1 || inc.Streams[0] != a.Address {
 		t.Fatalf("got %v, want an IncompleteError naming the wallet", err)
@@ -251,12 +203,12 @@ func TestPersistentFaultIsIncomplete(t *testing.T) {
 		t.Errorf("code %s", opencalico.ErrorCodeOf(err))
 	}
 	// Nothing was lost: the next read completes the history from the saved cursor.
-	if err := ad.History(context.Background(), a, r.cursors, r.sink(t, -1)); err != nil {
+	if err := ad.History(context.Background(), a, r.Cursors, r.Sink(t, -1)); err != nil {
 		t.Fatal(err)
 	}
 	checkComplete(t, r, f.sim.Truth(0))
-	if r.rows != len(r.txs) {
-		t.Errorf("%d rows for %d transactions", r.rows, len(r.txs))
+	if r.Rows != len(r.Txs) {
+		t.Errorf("%d rows for %d transactions", r.Rows, len(r.Txs))
 	}
 }
 
@@ -268,7 +220,7 @@ func TestInvalidAddressMakesNoRequest(t *testing.T) {
 	if err := ad.Verify(ctx, a); opencalico.ErrorCodeOf(err) != opencalico.EInvalidAddress {
 		t.Errorf("Verify: %v", err)
 	}
-	if err := ad.History(ctx, a, provider.Cursors{}, newRead().sink(t, -1)); opencalico.ErrorCodeOf(err) != opencalico.EInvalidAddress {
+	if err := ad.History(ctx, a, provider.Cursors{}, adaptertest.NewRead().Sink(t, -1)); opencalico.ErrorCodeOf(err) != opencalico.EInvalidAddress {
 		t.Errorf("History: %v", err)
 	}
 	if _, err := ad.Balances(ctx, a); opencalico.ErrorCodeOf(err) != opencalico.EInvalidAddress {

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/opencalico/opencalico"
+	"github.com/opencalico/opencalico/internal/adaptertest"
 	"github.com/opencalico/opencalico/provider"
 )
 
@@ -46,29 +47,29 @@ func TestOwnerAbsentReceivesFound(t *testing.T) {
 		}
 
 		before := f.sim.Stats().ByMethod["getTransaction"]
-		r := newRead()
+		r := adaptertest.NewRead()
 		streams := map[string]int{}
-		sink := r.sink(t, -1)
-		if err := ad.History(ctx, a, r.cursors, func(ctx context.Context, p provider.Page) error {
+		sink := r.Sink(t, -1)
+		if err := ad.History(ctx, a, r.Cursors, func(ctx context.Context, p provider.Page) error {
 			streams[p.Stream] += len(p.Transactions)
 			return sink(ctx, p)
 		}); err != nil {
 			t.Fatal(err)
 		}
 		checkComplete(t, r, truth)
-		if r.rows != len(r.txs) {
-			t.Errorf("wallet %d: %d rows handed for %d transactions", i, r.rows, len(r.txs))
+		if r.Rows != len(r.Txs) {
+			t.Errorf("wallet %d: %d rows handed for %d transactions", i, r.Rows, len(r.Txs))
 		}
 		if n := f.sim.Stats().ByMethod["getTransaction"] - before; n != truth.Count {
 			t.Errorf("wallet %d: %d getTransaction calls for %d transactions", i, n, truth.Count)
 		}
 		// 1 wallet stream + 3 SPL Token accounts + 1 Token-2022 account, all with cursors.
-		if len(r.cursors) != 5 || r.cursors[a.Address] == "" || streams[a.Address] != truth.Count-truth.OwnerAbsent {
-			t.Errorf("wallet %d: cursors %v, rows per stream %v", i, r.cursors, streams)
+		if len(r.Cursors) != 5 || r.Cursors[a.Address] == "" || streams[a.Address] != truth.Count-truth.OwnerAbsent {
+			t.Errorf("wallet %d: cursors %v, rows per stream %v", i, r.Cursors, streams)
 		}
 
 		found, twice := map[string]bool{}, 0
-		for id, tx := range r.txs {
+		for id, tx := range r.Txs {
 			if walletListed[id] {
 				continue
 			}
@@ -77,7 +78,7 @@ func TestOwnerAbsentReceivesFound(t *testing.T) {
 				t.Errorf("%s: not a receive: %+v", id, tx)
 			}
 			for _, l := range tx.Outputs {
-				if l.AssetID == SOLAssetID || r.cursors[l.Address] == "" {
+				if l.AssetID == SOLAssetID || r.Cursors[l.Address] == "" {
 					t.Errorf("%s: not a token receive into a token account: %+v", id, l)
 				}
 			}
@@ -94,22 +95,22 @@ func TestOwnerAbsentReceivesFound(t *testing.T) {
 
 		// A read from cursors of the wallet stream alone (those of a wallet-only reader)
 		// hands over exactly the receives it missed.
-		upgrade := &read{txs: map[string]*opencalico.Transaction{}, cursors: provider.Cursors{a.Address: r.cursors[a.Address]}}
-		if err := ad.History(ctx, a, upgrade.cursors, upgrade.sink(t, -1)); err != nil {
+		upgrade := &adaptertest.Read{Txs: map[string]*opencalico.Transaction{}, Cursors: provider.Cursors{a.Address: r.Cursors[a.Address]}}
+		if err := ad.History(ctx, a, upgrade.Cursors, upgrade.Sink(t, -1)); err != nil {
 			t.Fatal(err)
 		}
-		if upgrade.rows != truth.OwnerAbsent || !maps.Equal(mapKeys(upgrade.txs), found) {
+		if upgrade.Rows != truth.OwnerAbsent || !maps.Equal(mapKeys(upgrade.Txs), found) {
 			t.Errorf("wallet %d: the read from the wallet cursor alone handed %d rows, want the %d missed receives",
-				i, upgrade.rows, truth.OwnerAbsent)
+				i, upgrade.Rows, truth.OwnerAbsent)
 		}
 
 		// A second read from the saved cursors adds nothing.
-		again := &read{txs: map[string]*opencalico.Transaction{}, cursors: maps.Clone(r.cursors)}
-		if err := ad.History(ctx, a, again.cursors, again.sink(t, -1)); err != nil {
+		again := &adaptertest.Read{Txs: map[string]*opencalico.Transaction{}, Cursors: maps.Clone(r.Cursors)}
+		if err := ad.History(ctx, a, again.Cursors, again.Sink(t, -1)); err != nil {
 			t.Fatal(err)
 		}
-		if again.rows != 0 || !maps.Equal(again.cursors, r.cursors) {
-			t.Errorf("wallet %d: second read handed %d rows, cursors %v", i, again.rows, again.cursors)
+		if again.Rows != 0 || !maps.Equal(again.Cursors, r.Cursors) {
+			t.Errorf("wallet %d: second read handed %d rows, cursors %v", i, again.Rows, again.Cursors)
 		}
 	}
 	if st := f.sim.Stats(); st.RateLimited != 0 {
@@ -150,33 +151,33 @@ func TestResumeAtEveryPage(t *testing.T) {
 	a := f.account(0)
 	truth := f.sim.Truth(0)
 
-	whole := newRead()
-	if err := ad.History(ctx, a, whole.cursors, whole.sink(t, -1)); err != nil {
+	whole := adaptertest.NewRead()
+	if err := ad.History(ctx, a, whole.Cursors, whole.Sink(t, -1)); err != nil {
 		t.Fatal(err)
 	}
 	checkComplete(t, whole, truth)
-	if whole.pages < 10 || truth.OwnerAbsent == 0 {
-		t.Fatalf("%d pages, %d owner-absent receives: too few to test", whole.pages, truth.OwnerAbsent)
+	if whole.Pages < 10 || truth.OwnerAbsent == 0 {
+		t.Fatalf("%d pages, %d owner-absent receives: too few to test", whole.Pages, truth.OwnerAbsent)
 	}
-	for k := 0; k < whole.pages; k++ {
-		r := newRead()
-		if err := ad.History(ctx, a, r.cursors, r.sink(t, k)); !errors.Is(err, errStop) {
+	for k := 0; k < whole.Pages; k++ {
+		r := adaptertest.NewRead()
+		if err := ad.History(ctx, a, r.Cursors, r.Sink(t, k)); !errors.Is(err, adaptertest.ErrStop) {
 			t.Fatalf("k=%d: got %v, want the sink's error", k, err)
 		}
-		if r.pages != k {
-			t.Fatalf("k=%d: %d pages accepted", k, r.pages)
+		if r.Pages != k {
+			t.Fatalf("k=%d: %d pages accepted", k, r.Pages)
 		}
-		if err := ad.History(ctx, a, r.cursors, r.sink(t, -1)); err != nil {
+		if err := ad.History(ctx, a, r.Cursors, r.Sink(t, -1)); err != nil {
 			t.Fatalf("k=%d: %v", k, err)
 		}
-		if r.rows != len(r.txs) {
-			t.Errorf("k=%d: %d rows handed for %d transactions (doubles)", k, r.rows, len(r.txs))
+		if r.Rows != len(r.Txs) {
+			t.Errorf("k=%d: %d rows handed for %d transactions (doubles)", k, r.Rows, len(r.Txs))
 		}
-		if len(r.txs) != len(whole.txs) || !maps.Equal(r.cursors, whole.cursors) {
-			t.Errorf("k=%d: %d transactions, whole read %d; cursors %v, whole %v", k, len(r.txs), len(whole.txs), r.cursors, whole.cursors)
+		if len(r.Txs) != len(whole.Txs) || !maps.Equal(r.Cursors, whole.Cursors) {
+			t.Errorf("k=%d: %d transactions, whole read %d; cursors %v, whole %v", k, len(r.Txs), len(whole.Txs), r.Cursors, whole.Cursors)
 		}
-		for id, tx := range whole.txs {
-			if got, ok := r.txs[id]; !ok || fingerprint(got) != fingerprint(tx) {
+		for id, tx := range whole.Txs {
+			if got, ok := r.Txs[id]; !ok || fingerprint(got) != fingerprint(tx) {
 				t.Errorf("k=%d: %s differs: %v", k, id, got)
 			}
 		}
@@ -216,8 +217,8 @@ func TestFailingStreamIsIncomplete(t *testing.T) {
 
 	// A token account that received without the wallet listed, from a reader that works.
 	good := f.adapter(Options{})
-	whole := newRead()
-	if err := good.History(ctx, a, whole.cursors, whole.sink(t, -1)); err != nil {
+	whole := adaptertest.NewRead()
+	if err := good.History(ctx, a, whole.Cursors, whole.Sink(t, -1)); err != nil {
 		t.Fatal(err)
 	}
 	walletSigs, err := good.newSignatures(ctx, a.Address, "")
@@ -229,7 +230,7 @@ func TestFailingStreamIsIncomplete(t *testing.T) {
 		walletListed[s.Signature] = true
 	}
 	tokenAccount := ""
-	for id, tx := range whole.txs {
+	for id, tx := range whole.Txs {
 		if !walletListed[id] {
 			tokenAccount = tx.Outputs[0].Address
 			break
@@ -251,8 +252,8 @@ func TestFailingStreamIsIncomplete(t *testing.T) {
 			srv := httptest.NewServer(failing(f.sim.Handler(), c.method, c.param))
 			defer srv.Close()
 			bad := New(Options{BaseURL: srv.URL, Clock: f.clock, RequestsPerSecond: adapterRate, MaxAttempts: 2, BaseDelay: 1})
-			r := newRead()
-			err := bad.History(ctx, a, r.cursors, r.sink(t, -1))
+			r := adaptertest.NewRead()
+			err := bad.History(ctx, a, r.Cursors, r.Sink(t, -1))
 			var inc *provider.IncompleteError
 			if !errors.As(err, &inc) || !slices.Equal(inc.Streams, []string{c.stream}) {
 				t.Fatalf("got %v, want an IncompleteError naming %s", err, c.stream)
@@ -260,15 +261,15 @@ func TestFailingStreamIsIncomplete(t *testing.T) {
 			if opencalico.ErrorCodeOf(err) != opencalico.EProviderUnavailable {
 				t.Errorf("code %s", opencalico.ErrorCodeOf(err))
 			}
-			if len(r.txs) == 0 || len(r.txs) >= truth.Count {
-				t.Errorf("%d of %d transactions read despite the failure", len(r.txs), truth.Count)
+			if len(r.Txs) == 0 || len(r.Txs) >= truth.Count {
+				t.Errorf("%d of %d transactions read despite the failure", len(r.Txs), truth.Count)
 			}
-			if err := good.History(ctx, a, r.cursors, r.sink(t, -1)); err != nil {
+			if err := good.History(ctx, a, r.Cursors, r.Sink(t, -1)); err != nil {
 				t.Fatal(err)
 			}
 			checkComplete(t, r, truth)
-			if r.rows != len(r.txs) {
-				t.Errorf("%d rows for %d transactions", r.rows, len(r.txs))
+			if r.Rows != len(r.Txs) {
+				t.Errorf("%d rows for %d transactions", r.Rows, len(r.Txs))
 			}
 		})
 	}
@@ -282,7 +283,7 @@ func TestBadCursorStream(t *testing.T) {
 		{"not-an-address": ""},
 		{a.Address: "not-a-signature"},
 	} {
-		err := ad.History(context.Background(), a, cursors, newRead().sink(t, -1))
+		err := ad.History(context.Background(), a, cursors, adaptertest.NewRead().Sink(t, -1))
 		if opencalico.ErrorCodeOf(err) != opencalico.EInvalidCursor {
 			t.Errorf("%v: %v", cursors, err)
 		}
