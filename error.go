@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // ErrorCode is an application error code. Each code is exactly one `cause` value of the API's
@@ -62,6 +63,15 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Excerpt shortens what a caller sent to at most n characters (runes, never splitting one),
+// with an ellipsis, before a message quotes it back.
+func Excerpt(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n]) + "…"
+}
 
 // Errorf returns an *Error with the code and a formatted message.
 func Errorf(code ErrorCode, format string, args ...any) *Error {

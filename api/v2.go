@@ -87,7 +87,7 @@ func (h *v2Handlers) versioned(next http.HandlerFunc) http.HandlerFunc {
 		case Version20, Version21:
 		default:
 			h.s.writeError(w, r, opencalico.Errorf(opencalico.EBadRequest,
-				"Calico-Version %q is not supported: use 2.0 or 2.1 (the default).", truncate(v, 20)))
+				"Calico-Version %q is not supported: use 2.0 or 2.1 (the default).", opencalico.Excerpt(v, 20)))
 			return
 		}
 		w.Header().Set("Calico-Version", v)
@@ -100,13 +100,6 @@ func version(ctx context.Context) string {
 		return v
 	}
 	return VersionLatest
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }
 
 // principal is the caller: the user and partner the token names.
@@ -491,13 +484,13 @@ func (h *v2Handlers) transactionsFor(w http.ResponseWriter, r *http.Request) err
 	f := store.TransactionFilter{UserID: p.UserID, AssetSymbols: csv(q, "asset_symbols"), Limit: lp.limit + 1}
 	for _, t := range csv(q, "types") {
 		if !opencalico.TransactionType(t).Valid() {
-			return opencalico.Errorf(opencalico.EBadRequest, "Unknown transaction type %q.", truncate(t, 30))
+			return opencalico.Errorf(opencalico.EBadRequest, "Unknown transaction type %q.", opencalico.Excerpt(t, 30))
 		}
 		f.Types = append(f.Types, opencalico.TransactionType(t))
 	}
 	for _, c := range csv(q, "categories") {
 		if !opencalico.Category(c).Valid() {
-			return opencalico.Errorf(opencalico.EBadRequest, "Unknown category %q.", truncate(c, 30))
+			return opencalico.Errorf(opencalico.EBadRequest, "Unknown category %q.", opencalico.Excerpt(c, 30))
 		}
 		f.Categories = append(f.Categories, opencalico.Category(c))
 	}

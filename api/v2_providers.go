@@ -53,7 +53,7 @@ func (h *v2Handlers) addProviderFor(w http.ResponseWriter, r *http.Request) erro
 		return opencalico.Errorf(opencalico.EBadRequest, "connection.type is required: api_key, wallet or oauth2.")
 	}
 	if !opencalico.AuthType(in.Connection.Type).Valid() {
-		return opencalico.Errorf(opencalico.EUnsupportedConnectionType, "connection.type %q is not one of api_key, wallet, oauth2.", truncate(in.Connection.Type, 20))
+		return opencalico.Errorf(opencalico.EUnsupportedConnectionType, "connection.type %q is not one of api_key, wallet, oauth2.", opencalico.Excerpt(in.Connection.Type, 20))
 	}
 	if opencalico.AuthType(in.Connection.Type) == opencalico.AuthOAuth2 {
 		return h.startOAuth(w, r, p, in.ProviderID, in.DisplayLabel, in.Connection.RedirectURI)
@@ -104,7 +104,7 @@ func (h *v2Handlers) removeProvidersFor(w http.ResponseWriter, r *http.Request) 
 		if slices.ContainsFunc(conns, func(c *opencalico.Connection) bool { return c.ID == id }) {
 			targets = append(targets, id)
 		} else {
-			errs = append(errs, ErrorItem{Cause: string(opencalico.ENotFound), Message: "Connection " + truncate(id, 64) + " was not found."})
+			errs = append(errs, ErrorItem{Cause: string(opencalico.ENotFound), Message: "Connection " + opencalico.Excerpt(id, 64) + " was not found."})
 		}
 	}
 	for _, c := range conns {

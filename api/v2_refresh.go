@@ -172,7 +172,7 @@ func (h *v2Handlers) refreshFor(w http.ResponseWriter, r *http.Request, kind str
 	for _, id := range in.ConnectionIDs {
 		i := slices.IndexFunc(conns, func(c *opencalico.Connection) bool { return c.ID == id })
 		if i < 0 {
-			return opencalico.Errorf(opencalico.ENotFound, "Connection %q is not one of this user's connections.", truncate(id, 64))
+			return opencalico.Errorf(opencalico.ENotFound, "Connection %q is not one of this user's connections.", opencalico.Excerpt(id, 64))
 		}
 		chosen = append(chosen, conns[i])
 	}

@@ -297,7 +297,7 @@ func walletChain(p opencalico.Provider, chain string) (string, error) {
 		return "", nil
 	}
 	if len(p.Chains) > 0 && !slices.Contains(p.Chains, chain) {
-		e := opencalico.Errorf(opencalico.EBadRequest, "%s reads the chains %s, not %q.", p.Name, strings.Join(p.Chains, ", "), truncate(chain, 40))
+		e := opencalico.Errorf(opencalico.EBadRequest, "%s reads the chains %s, not %q.", p.Name, strings.Join(p.Chains, ", "), opencalico.Excerpt(chain, 40))
 		e.ProviderID = p.ID
 		return "", e
 	}
@@ -313,14 +313,6 @@ func withProvider(err error, id opencalico.ProviderID) error {
 		return &out
 	}
 	return err
-}
-
-// truncate shortens what a user sent before it is quoted back.
-func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n]) + "…"
 }
 
 // verify checks the credentials with the provider. Its errors are the adapter's when they

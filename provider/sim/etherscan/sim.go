@@ -23,6 +23,7 @@ import (
 	"math/big"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -185,12 +186,12 @@ func New(opts Options) *Simulator {
 	origin := time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC)
 	for ci := range chainSpecs {
 		spec := &chainSpecs[ci]
-		if !contains(opts.Chains, spec.name) {
+		if !slices.Contains(opts.Chains, spec.name) {
 			continue
 		}
 		sc := &simChain{spec: spec, ledgers: map[[20]byte]*ledger{}, byHash: map[[32]byte]*normalRow{}}
 		head := spec.startBlock + opts.HeadLead
-		if contains(opts.PaidOnlyChains, spec.name) {
+		if slices.Contains(opts.PaidOnlyChains, spec.name) {
 			s.paidOnly[spec.id] = true
 		}
 		for wi, a := range s.addresses {
@@ -221,15 +222,6 @@ func New(opts Options) *Simulator {
 // RateLimitErrors.
 func NewBenchmark(seed int64, clock provider.Clock, wallets, txsPerWallet int) *Simulator {
 	return New(Options{Seed: seed, Clock: clock, Wallets: wallets, TxsPerWallet: txsPerWallet, Chains: []string{"ethereum"}})
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // APIKey is the key the simulator accepts.
