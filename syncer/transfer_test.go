@@ -2,7 +2,6 @@ package syncer
 
 import (
 	"context"
-	"log/slog"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -130,49 +129,4 @@ func TestLinksKrakenWithdrawalToBitcoinReceive(t *testing.T) {
 		w.waitFor(t, c, synced(again))
 	}
 	check("after syncing both again")
-}
-
-// TestRefreshDuringARunningSyncGetsItsOwn: a sync asked for while one is queued joins it, but
-// one asked for while one runs (it may have read the provider already) is queued after it,
-// once however many requests come during that run.
-func TestRefreshDuringARunningSyncGetsItsOwn(t *testing.T) {
-	for _, d := range backends {
-		t.Run(string(d), func(t *testing.T) {
-			w := newWorld(t, d)
-			e, err := New(Config{InsertOnly: true}, w.store, w.adapters, w.sealer, slog.New(slog.DiscardHandler))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx := context.Background()
-			c := w.connect(t, "kraken")
-			queued := func() int {
-				var n int
-				q := `SELECT count(*) FROM river_job WHERE kind = 'sync.balances' AND state = 'available'`
-				if err := w.store.DB().QueryRowContext(ctx, q).Scan(&n); err != nil {
-					t.Fatal(err)
-				}
-				return n
-			}
-			for range 2 {
-				if err := e.Enqueue(ctx, c.ID); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if n := queued(); n != 1 {
-				t.Fatalf("two requests while queued: %d jobs, want 1", n)
-			}
-			// The job starts (as a worker would mark it).
-			if _, err := w.store.DB().ExecContext(ctx, `UPDATE river_job SET state = 'running' WHERE kind = 'sync.balances'`); err != nil {
-				t.Fatal(err)
-			}
-			for range 3 {
-				if err := e.Enqueue(ctx, c.ID); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if n := queued(); n != 1 {
-				t.Fatalf("three requests while one runs: %d jobs queued, want 1 to follow it", n)
-			}
-		})
-	}
 }
